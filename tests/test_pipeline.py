@@ -1,0 +1,65 @@
+"The papermill pipeline: parameters match the settings, smoke profile end to end, skipping, forcing, failing stages."
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import papermill as pm
+import pytest
+from conftest import ROOT, run_cli, write_settings
+
+from usergpt.config import load_profile
+from usergpt.reproduce import STAGES
+
+
+@pytest.mark.parametrize("stage", [s for s in STAGES if s.config], ids=lambda s: s.name)
+def test_notebook_parameters_match_smoke_profile(stage):
+    "Each stage notebook declares every setting of its stage, with the smoke profile's values as defaults."
+    declared = pm.inspect_notebook(str(ROOT / "nbs" / stage.notebook))
+    smoke = dataclasses.asdict(getattr(load_profile("smoke", ROOT / "settings.ini"), stage.config))
+    for name, value in smoke.items():
+        assert name in declared, f"{stage.notebook} lacks parameter {name}"
+        assert str(declared[name]["default"]).strip("\"'") == str(value), (name, declared[name]["default"], value)
+
+
+def test_reproduce_smoke_end_to_end(tmp_path):
+    out = tmp_path / "out"
+    first = run_cli("usergpt-reproduce", "--profile", "smoke", "--out", str(out))
+    assert "[knowledge] running" in first.stdout and "[simulate] running" in first.stdout
+    report = out / "reports" / "smoke"
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert set(metrics) >= {"knowledge", "simulate"}
+    assert metrics["simulate"]["users"] == 40 and metrics["knowledge"]["entities"] >= 2000
+    assert metrics["simulate"]["checker"]["after"] == {"persona_gate": 0, "location": 0, "platform_action": 0, "intent_category": 0}
+    for name in ("knowledge.md", "simulation.md"):
+        assert (report / "tables" / name).read_text().startswith("# ")
+    assert (report / "figures" / "simulate_user_timeline.png").stat().st_size > 10_000
+    assert (report / "notebooks" / "02_simulate.ipynb").is_file()
+    manifest = json.loads((out / "runs" / "smoke" / "simulate" / "manifest.json").read_text())
+    assert manifest["stage_key"] and manifest["row_counts"]["users"] == 40 and manifest["seed"] == 0
+    # unchanged inputs and parameters: both stages are skipped
+    second = run_cli("usergpt-reproduce", "--profile", "smoke", "--out", str(out))
+    assert second.stdout.count("skipped") >= 2 and "running" not in second.stdout
+    # --force with a stage subset re-runs just that stage, with identical artifacts
+    third = run_cli("usergpt-reproduce", "--profile", "smoke", "--out", str(out), "--stages", "simulate", "--force")
+    assert "[simulate] running" in third.stdout and "[knowledge]" not in third.stdout
+    again = json.loads((out / "runs" / "smoke" / "simulate" / "manifest.json").read_text())
+    assert again["content_hash"] == manifest["content_hash"] and again["events_hash"] == manifest["events_hash"]
+
+
+def test_failing_stage_is_named(tmp_path):
+    settings = write_settings(tmp_path / "settings.ini", **{"simulate.n_users": "4", "simulate.calendar": "no_such_calendar"})
+    (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
+    (tmp_path / "nbs").symlink_to(ROOT / "nbs")
+    res = run_cli("usergpt-reproduce", "--profile", "test", "--settings", str(settings), "--out", str(tmp_path / "o"), check=False)
+    assert res.returncode == 1
+    assert "stage simulate failed in cell" in res.stderr and "no calendar 'no_such_calendar'" in res.stderr
+    assert "02_simulate.ipynb" in res.stderr
+
+
+def test_unknown_stage_and_profile(tmp_path):
+    res = run_cli("usergpt-reproduce", "--profile", "smoke", "--stages", "simulate,trainn", "--out", str(tmp_path), check=False)
+    assert res.returncode == 1 and "unknown stages ['trainn']" in res.stderr
+    res = run_cli("usergpt-reproduce", "--profile", "nope", "--out", str(tmp_path), check=False)
+    assert res.returncode == 1 and "no profile [nope]" in res.stderr
