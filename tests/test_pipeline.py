@@ -26,16 +26,20 @@ def test_notebook_parameters_match_smoke_profile(stage):
 def test_reproduce_smoke_end_to_end(tmp_path):
     out = tmp_path / "out"
     first = run_cli("usergpt-reproduce", "--profile", "smoke", "--out", str(out))
-    assert all(f"[{s}] running" in first.stdout for s in ("knowledge", "simulate", "semantize"))
+    assert all(f"[{s}] running" in first.stdout for s in ("knowledge", "simulate", "semantize", "bench", "baselines"))
     report = out / "reports" / "smoke"
     metrics = json.loads((report / "metrics.json").read_text())
-    assert set(metrics) >= {"knowledge", "simulate", "semantize"}
+    assert set(metrics) >= {"knowledge", "simulate", "semantize", "bench", "tags"}
+    tags = metrics["tags"]
+    assert {"majority", "legacy_rules", "logreg", "dnn", "logreg_gold", "dnn_gold"} <= set(tags)
+    assert all(0 <= tags[s][split]["Avg"]["avg"] <= 1 for s in ("majority", "logreg", "dnn") for split in ("in_domain", "ood"))
+    assert tags["legacy_rules"]["in_domain"]["Avg"]["avg"] > tags["majority"]["in_domain"]["Avg"]["avg"]
     assert metrics["simulate"]["users"] == 40 and metrics["knowledge"]["entities"] >= 2000
     assert metrics["simulate"]["checker"]["after"] == {"persona_gate": 0, "location": 0, "platform_action": 0, "intent_category": 0}
     sem = metrics["semantize"]
     assert sem["counts"]["read"] == sem["counts"]["semantized"] + sem["counts"]["quarantined"] + sem["counts"]["duplicates_dropped"]
     assert sem["pii"]["all"]["recall"] >= 0.99 and sem["mub_share_of_raw_tokens"] < 0.25
-    for name in ("knowledge.md", "simulation.md", "semantization.md"):
+    for name in ("knowledge.md", "simulation.md", "semantization.md", "bench.md", "tags.md"):
         assert (report / "tables" / name).read_text().startswith("# ")
     assert (report / "figures" / "simulate_user_timeline.png").stat().st_size > 10_000
     assert (report / "notebooks" / "02_simulate.ipynb").is_file()
@@ -43,10 +47,10 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     assert manifest["stage_key"] and manifest["row_counts"]["users"] == 40 and manifest["seed"] == 0
     # unchanged inputs and parameters: both stages are skipped
     second = run_cli("usergpt-reproduce", "--profile", "smoke", "--out", str(out))
-    assert second.stdout.count("skipped") >= 3 and "running" not in second.stdout
+    assert second.stdout.count("skipped") >= 5 and "running" not in second.stdout
     # --force with a stage subset re-runs just that stage, with identical artifacts
     third = run_cli("usergpt-reproduce", "--profile", "smoke", "--out", str(out), "--stages", "simulate", "--force")
-    assert "[simulate] running" in third.stdout and "[knowledge]" not in third.stdout and "[semantize]" not in third.stdout
+    assert "[simulate] running" in third.stdout and all(f"[{s}]" not in third.stdout for s in ("knowledge", "semantize", "bench", "baselines"))
     again = json.loads((out / "runs" / "smoke" / "simulate" / "manifest.json").read_text())
     assert again["content_hash"] == manifest["content_hash"] and again["events_hash"] == manifest["events_hash"]
 
