@@ -302,16 +302,25 @@ def prepare_rows(df: pd.DataFrame, refiner: RuleRefiner, category_ids: set) -> p
     df["entity_redacted"] = redacted
     placed = df["source"].isin(["travel", "poi"]).to_numpy()
     city = np.where(placed, df["city"].to_numpy(object), "")
-    key = pd.Series(redacted, index=df.index).str.cat([df["source"], pd.Series(city, index=df.index)], sep="\x1f")
-    codes, uniq = pd.factorize(key)
-    triples = [refiner.refine(*k.split("\x1f")) for k in uniq]
+    # distinct (redacted entity, source, city-if-placed) keys, factorised on integer codes
+    red_local, red_texts = pd.factorize(red_uniq)  # two raw entities may redact to the same text
+    red_codes = red_local[ent_codes]
+    src_codes, src_uniq = pd.factorize(df["source"])
+    city_codes, city_uniq = pd.factorize(pd.Series(city))
+    packed = (red_codes.astype(np.int64) * len(src_uniq) + src_codes) * len(city_uniq) + city_codes
+    codes, uniq_packed = pd.factorize(packed)
+    r_i, rest = np.divmod(uniq_packed, len(src_uniq) * len(city_uniq))
+    s_i, c_i = np.divmod(rest, len(city_uniq))
+    triples = [refiner.refine(red_texts[a], src_uniq[b], city_uniq[c]) for a, b, c in zip(r_i, s_i, c_i)]
     ref_u = np.array([x[0] for x in triples], dtype=object)
     core_u = np.array([x[1] for x in triples], dtype=object)
     guess_u = np.array([x[2] for x in triples], dtype=object)
     is_search = (df["action"] == "search").to_numpy()
-    lower = pd.Series(redacted, index=df.index).str.lower().to_numpy(object)
-    df["core"] = np.where(is_search, lower, core_u[codes])
-    df["refined"] = np.where(is_search, lower, ref_u[codes])
+    core, refined = core_u[codes], ref_u[codes]
+    if is_search.any():
+        lower = pd.Series(redacted[is_search]).str.lower().to_numpy(object)
+        core[is_search], refined[is_search] = lower, lower
+    df["core"], df["refined"] = core, refined
     guess = guess_u[codes]
     cat = df["category"].to_numpy(object) if "category" in df else np.full(len(df), "", dtype=object)
     cat = np.where(pd.Series(cat).isin(category_ids).to_numpy(), cat, np.where(guess != "", guess, "other"))
@@ -469,6 +478,7 @@ def semantize(events: str | Path,  # JSONL or Parquet file, or a directory of th
     users_valid: set = set()
     t0 = time.perf_counter()
     qpath = out / "quarantine.jsonl"
+    in_memory: list[pd.DataFrame] = []
     with open(qpath.with_suffix(".jsonl.tmp"), "w", encoding="utf-8") as qf:
         for n, (batch, bad) in enumerate(tqdm(read_event_batches(events, cfg.batch_rows), desc="read", disable=not progress)):
             counts["read"] += len(batch) + len(bad)
@@ -486,6 +496,9 @@ def semantize(events: str | Path,  # JSONL or Parquet file, or a directory of th
                 counts["valid"] += len(ok)
                 users_valid.update(ok.user_id.unique())
                 ok = ok.assign(_seq=n * 10**9 + np.arange(len(ok)))
+                if n_buckets == 1:  # the whole input fits one partition: keep it in memory
+                    in_memory.append(ok)
+                    continue
                 b = _bucket_of(ok.user_id, n_buckets)
                 for k in np.unique(b):
                     part = ok[b == k]
@@ -494,8 +507,10 @@ def semantize(events: str | Path,  # JSONL or Parquet file, or a directory of th
     qpath.with_suffix(".jsonl.tmp").replace(qpath)
     stage_counts = {"duplicates_dropped": 0, "repeats_collapsed": 0, "filtered_uninformative": 0, "outside_window_or_top_k": 0}
     kept, users_out = [], 0
-    for bdir in tqdm(sorted(tmp.glob("b*")) if tmp.exists() else [], desc="semantize", disable=not progress):
-        rows = pd.read_parquet(bdir).sort_values("_seq", kind="stable").drop(columns="_seq").reset_index(drop=True)
+    partitions = [("b000", lambda: pd.concat(in_memory, ignore_index=True))] if in_memory else \
+        [(d.name, lambda d=d: pd.read_parquet(d)) for d in (sorted(tmp.glob("b*")) if tmp.exists() else [])]
+    for name, load in tqdm(partitions, desc="semantize", disable=not progress):
+        rows = load().sort_values("_seq", kind="stable").drop(columns="_seq").reset_index(drop=True)
         rows = prepare_rows(rows, refiner, cat_ids)
         docs, c = build_mub(rows, cfg)
         for k, v in c.items(): stage_counts[k] += v
@@ -506,7 +521,7 @@ def semantize(events: str | Path,  # JSONL or Parquet file, or a directory of th
         docs["chars_refined"] = docs.user_id.map(per_user_ref).astype("int64")
         docs["chars_mub"] = docs.mub_text.str.len().astype("int64")
         table = pa.Table.from_pandas(docs[[f.name for f in MUB_SCHEMA]], schema=MUB_SCHEMA, preserve_index=False)
-        pq.write_table(table, out / "mub" / f"part-{bdir.name[1:]}.parquet", compression="zstd")
+        pq.write_table(table, out / "mub" / f"part-{name[1:]}.parquet", compression="zstd")
         users_out += len(docs)
         if keep_rows: kept.append(rows)
     if tmp.exists(): shutil.rmtree(tmp)
