@@ -116,7 +116,7 @@ def load_bench(split: str, n: int | None = None, directory: str | Path | None = 
     verify_bench(d)
     df = pd.read_parquet(d / f"{split}.parquet")
     if n is not None and n < len(df):
-        order = stratified_pick(df.assign(gold=df.gold), n)
+        order = stratified_pick(df, n)
         df = df[df.user_id.isin(order)].reset_index(drop=True)
     return df
 

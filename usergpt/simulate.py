@@ -35,7 +35,7 @@ __all__ = ['IDLE', 'BROWSING', 'SEARCHING', 'ORDERING', 'STATE_NAMES', 'ACTIONS'
            'BASE_SESSION_RATE', 'HOUR_PROFILE', 'MAX_SESSION_STEPS', 'HABIT_WEIGHT', 'CHECK_RULES', 'NOISE_TYPES',
            'GIFT_CATEGORIES', 'PII_TYPES', 'LABEL_COLUMNS', 'EVENT_SCHEMA', 'household_size_band', 'sample_persona',
            'history_start', 'build_timeline', 'state_on', 'gold_tags', 'session_transitions', 'run_sessions', 'World',
-           'get_world', 'persona_platform_rates', 'calendar_arrays', 'Behaviour', 'generate_behaviour',
+           'get_world', 'persona_platform_rates', 'calendar_arrays', 'Behaviour', 'generate_behaviour', 'sum_checks',
            'find_violations', 'check_and_correct', 'make_pii', 'NoiseRates', 'inject_noise', 'reference_summary',
            'difficulty', 'household_member', 'simulate_user', 'simulate_chunk', 'chunks_for', 'simulate',
            'events_content_hash', 'benchmark_throughput', 'simulate_cli']
@@ -311,6 +311,11 @@ class World:
             for c, w in n.categories.items(): self.need_matrix[i, self.cat_index[c]] = n.strength * w
         self.gated = [(self.cat_index[c.id], c.gate) for c in kb.categories if c.gate]
         self._state_cache: dict = {}
+        self.calendar_cache: dict = {}  # (start, days) -> calendar arrays, shared by every user of a history window
+        self.intent_categories: dict[str, set[int]] = {}  # intent label -> the categories it can drive
+        for f in kb.festivals: self.intent_categories.setdefault(f.intent, set()).update(self.cat_index[c] for c in f.categories)
+        for it in kb.event_intents.values():
+            self.intent_categories.setdefault(it["intent"], set()).update(self.cat_index[c] for c in it["categories"])
         self.search_terms = [list(c.search) or [c.path.split(" > ")[-1].lower()] for c in kb.categories]
         self.term_flat = np.array([s for ts in self.search_terms for s in ts], dtype=object)
         self.term_count = np.array([len(ts) for ts in self.search_terms])
@@ -373,7 +378,7 @@ def calendar_arrays(world: World, start: dt.date, n_days: int) -> tuple[np.ndarr
     "Per-day platform multipliers (D,4), category multipliers (D,C) and festival intent ids (D,C) (-1 = none)."
     kb = world.kb
     key = (start, n_days)
-    cache = world.__dict__.setdefault("_calendar_cache", {})
+    cache = world.calendar_cache
     if key in cache: return cache[key]
     plat = np.ones((n_days, 4)); catm = np.ones((n_days, world.n_cat)); label = np.full((n_days, world.n_cat), -1, dtype=np.int16)
     days = [start + dt.timedelta(days=i) for i in range(n_days)]
@@ -560,13 +565,9 @@ def generate_behaviour(rng: np.random.Generator, world: World, cfg: SimulateConf
 # %% ../nbs/02_simulate.ipynb #b28ac7e9
 CHECK_RULES = ("persona_gate", "location", "platform_action", "intent_category")
 
-def _intent_categories(world: World) -> dict[str, set[int]]:
-    "Intent label -> the categories it can drive (cached on the world)."
-    if "_intent_cats" in world.__dict__: return world._intent_cats
-    out: dict[str, set[int]] = world.__dict__.setdefault("_intent_cats", {})
-    for f in world.kb.festivals: out.setdefault(f.intent, set()).update(world.cat_index[c] for c in f.categories)
-    for it in world.kb.event_intents.values(): out.setdefault(it["intent"], set()).update(world.cat_index[c] for c in it["categories"])
-    return out
+def sum_checks(parts: list[dict]) -> dict:
+    "Checker counts (before/after per rule) added up over people, users or chunks."
+    return {side: {r: sum(p[side][r] for p in parts) for r in CHECK_RULES} for side in ("before", "after")}
 
 def find_violations(world: World, b: Behaviour, periods: list, n_days: int) -> dict[str, np.ndarray]:
     "Boolean masks of events breaking each rule."
@@ -582,7 +583,7 @@ def find_violations(world: World, b: Behaviour, periods: list, n_days: int) -> d
     acts, act_inv = np.unique(b.action.astype(str), return_inverse=True)
     ok_act = np.array([[a in ALLOWED_ACTIONS[s] for a in acts] for s in SOURCES]).reshape(len(SOURCES), len(acts))
     plat_bad = ~ok_act[b.platform, act_inv] if len(acts) else np.zeros(0, dtype=bool)
-    ic = _intent_categories(world)
+    ic = world.intent_categories
     intents, int_inv = np.unique(b.intent.astype(str), return_inverse=True)
     ok_int = np.ones((len(intents), world.n_cat), dtype=bool)
     for k, name in enumerate(intents):
@@ -782,8 +783,7 @@ def simulate_user(index: int, cfg: SimulateConfig, seed: int, world: World) -> t
         sb, speriods = generate_behaviour(rng, world, cfg, second, [], start, end, share, pool)
         sb, schecks = check_and_correct(rng, world, sb, speriods, n_days)
         sb.session = sb.session + (main.session.max() + 1 if len(main.session) else 0)
-        for r in CHECK_RULES:
-            checks["before"][r] += schecks["before"][r]; checks["after"][r] += schecks["after"][r]
+        checks = sum_checks([checks, schecks])
         parts.append(sb); labels.append(np.full(len(sb.ts), "shared_account", dtype=object))
     b = _concat(parts)
     shared_mask = np.concatenate(labels) == "shared_account"
@@ -856,13 +856,11 @@ def simulate_chunk(chunk: int, cfg: SimulateConfig, seed: int, out_dir: str | No
     "Simulate one chunk of users; write its files under `out_dir` (None: keep in memory, for benchmarks). Returns stats."
     world = get_world(cfg.calendar)
     lo, hi = chunk * cfg.users_per_shard, min((chunk + 1) * cfg.users_per_shard, cfg.n_users)
-    tables, records = [], []
-    checks = {"before": dict.fromkeys(CHECK_RULES, 0), "after": dict.fromkeys(CHECK_RULES, 0)}
+    tables, records, per_user = [], [], []
     for i in tqdm(range(lo, hi), desc=f"chunk {chunk}", disable=not show_progress, leave=False):
         t, r, c = simulate_user(i, cfg, seed, world)
-        tables.append(t); records.append(r)
-        for k in CHECK_RULES:
-            checks["before"][k] += c["before"][k]; checks["after"][k] += c["after"][k]
+        tables.append(t); records.append(r); per_user.append(c)
+    checks = sum_checks(per_user)
     events = pa.concat_tables(tables) if tables else EVENT_SCHEMA.empty_table()
     personas = pd.DataFrame(records)
     if out_dir is not None:
@@ -900,10 +898,7 @@ def simulate(cfg: SimulateConfig, seed: int, out_dir: str | Path | None, shard: 
         finally:
             if own: pool.shutdown()
     seconds = time.perf_counter() - t0
-    checks = {"before": dict.fromkeys(CHECK_RULES, 0), "after": dict.fromkeys(CHECK_RULES, 0)}
-    for r in results:
-        for k in CHECK_RULES:
-            checks["before"][k] += r["checks"]["before"][k]; checks["after"][k] += r["checks"]["after"][k]
+    checks = sum_checks([r["checks"] for r in results])
     return dict(chunks=todo, users=sum(r["users"] for r in results), events=sum(r["events"] for r in results),
                 seconds=seconds, workers=workers, checks=checks)
 
