@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import papermill as pm
@@ -26,12 +27,26 @@ def test_notebook_parameters_match_smoke_profile(stage):
 def test_reproduce_smoke_end_to_end(tmp_path):
     out = tmp_path / "out"
     first = run_cli("usergpt-reproduce", "--profile", "smoke", "--out", str(out))
-    assert all(f"[{s}] running" in first.stdout for s in ("knowledge", "simulate", "semantize", "bench", "baselines"))
+    assert all(f"[{s}] running" in first.stdout for s in ("knowledge", "simulate", "semantize", "bench", "baselines", "train", "evaluate"))
     report = out / "reports" / "smoke"
     metrics = json.loads((report / "metrics.json").read_text())
-    assert set(metrics) >= {"knowledge", "simulate", "semantize", "bench", "tags"}
+    assert set(metrics) >= {"knowledge", "simulate", "semantize", "bench", "tags", "train", "performance"}
     tags = metrics["tags"]
-    assert {"majority", "legacy_rules", "logreg", "dnn", "logreg_gold", "dnn_gold"} <= set(tags)
+    assert {"majority", "legacy_rules", "logreg", "dnn", "logreg_gold", "dnn_gold", "untrained", "usergpt_sft0_legacy", "usergpt_sft0_gold"} <= set(tags)
+    for system in ("untrained", "usergpt_sft0_legacy", "usergpt_sft0_gold"):  # model rows: Avg@10 <= Pass@10, per dimension, both splits
+        for split in ("in_domain", "ood"):
+            s = tags[system][split]
+            assert 0 <= s["Avg"]["avg"] <= s["Avg"]["pass_"] <= 1 and {"LS", "HC", "LI", "EP", "GC"} <= set(s)
+    perf = metrics["performance"]
+    assert perf["peak_gflops"] > 0 and perf["train"]["sft0_legacy"]["tokens_per_second"] > 0 and 0 < perf["train"]["sft0_legacy"]["mfu"] < 1
+    assert perf["generation"]["usergpt_sft0_legacy"]["in_domain"]["sequences"] == 40 * 10
+    assert all(perf["wall_seconds"][s] > 0 for s in ("simulate", "train", "evaluate"))
+    runs_dir = out / "runs" / "smoke"
+    for name in ("base", "pretrain", "sft0_legacy", "sft0_gold"):  # every model directory loads as a checkpoint with its sidecar
+        assert (runs_dir / "train" / name / "model.safetensors").is_file() and (runs_dir / "train" / name / "usergpt.json").is_file()
+    import pandas as pd
+    gens = pd.read_parquet(runs_dir / "evaluate" / "generations.parquet")
+    assert len(gens) == 3 * (40 + 40) * 10
     assert all(0 <= tags[s][split]["Avg"]["avg"] <= 1 for s in ("majority", "logreg", "dnn") for split in ("in_domain", "ood"))
     assert tags["legacy_rules"]["in_domain"]["Avg"]["avg"] > tags["majority"]["in_domain"]["Avg"]["avg"]
     assert metrics["simulate"]["users"] == 40 and metrics["knowledge"]["entities"] >= 2000
@@ -39,7 +54,7 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     sem = metrics["semantize"]
     assert sem["counts"]["read"] == sem["counts"]["semantized"] + sem["counts"]["quarantined"] + sem["counts"]["duplicates_dropped"]
     assert sem["pii"]["all"]["recall"] >= 0.99 and sem["mub_share_of_raw_tokens"] < 0.25
-    for name in ("knowledge.md", "simulation.md", "semantization.md", "bench.md", "tags.md"):
+    for name in ("knowledge.md", "simulation.md", "semantization.md", "bench.md", "tags.md", "training.md", "performance.md"):
         assert (report / "tables" / name).read_text().startswith("# ")
     assert (report / "figures" / "simulate_user_timeline.png").stat().st_size > 10_000
     assert (report / "notebooks" / "02_simulate.ipynb").is_file()
@@ -47,7 +62,14 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     assert manifest["stage_key"] and manifest["row_counts"]["users"] == 40 and manifest["seed"] == 0
     # unchanged inputs and parameters: both stages are skipped
     second = run_cli("usergpt-reproduce", "--profile", "smoke", "--out", str(out))
-    assert second.stdout.count("skipped") >= 5 and "running" not in second.stdout
+    assert second.stdout.count("skipped") >= 7 and "running" not in second.stdout
+    assert "usergpt_sft0_legacy" in (report / "tables" / "tags.md").read_text()  # skipped stages still publish their tables
+    # training again from scratch, through the accelerate launcher this time, gives the same weights (same profile and seed)
+    train_manifest = json.loads((runs_dir / "train" / "manifest.json").read_text())
+    shutil.rmtree(runs_dir / "train")
+    run_cli("accelerate", "launch", "--config_file", str(ROOT / "configs" / "accelerate" / "cpu.yaml"), "-m", "usergpt.train",
+            "--profile", "smoke", "--out", str(out))
+    assert json.loads((runs_dir / "train" / "manifest.json").read_text())["content_hash"] == train_manifest["content_hash"]
     # --force with a stage subset re-runs just that stage, with identical artifacts
     third = run_cli("usergpt-reproduce", "--profile", "smoke", "--out", str(out), "--stages", "simulate", "--force")
     assert "[simulate] running" in third.stdout and all(f"[{s}]" not in third.stdout for s in ("knowledge", "semantize", "bench", "baselines"))

@@ -25,9 +25,10 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['STAGE_CONFIGS', 'MANIFEST', 'ConfigError', 'SimulateConfig', 'SemantizeConfig', 'BenchConfig', 'BaselinesConfig',
-           'Profile', 'find_settings', 'load_profile', 'derive_seed', 'seed_everything', 'atomic_write_bytes',
-           'atomic_write_text', 'write_json', 'file_sha256', 'dir_content_hash', 'git_sha', 'package_versions',
-           'write_manifest', 'read_manifest', 'markdown_table', 'StageReport']
+           'TrainConfig', 'EvaluateConfig', 'Profile', 'find_settings', 'load_profile', 'derive_seed',
+           'seed_everything', 'atomic_write_bytes', 'atomic_write_text', 'write_json', 'file_sha256',
+           'dir_content_hash', 'git_sha', 'package_versions', 'write_manifest', 'read_manifest', 'markdown_table',
+           'StageReport']
 
 # %% ../nbs/00_config.ipynb #a2b4f219
 class ConfigError(ValueError):
@@ -87,20 +88,66 @@ class BaselinesConfig:
     dnn_hidden: int = 256             # DNN hidden width
 
 # %% ../nbs/00_config.ipynb #f0e6897e
+@dataclass
+class TrainConfig:
+    "Settings of model training: the backbone, Stage-0 semantic pretraining and SFT v0."
+    model_path: str = ""              # a local Hugging Face causal-LM directory; "" builds the tiny Qwen model below
+    vocab_size: int = 4096            # tiny model: BPE vocabulary trained on the training users' MUB and targets
+    tokenizer_users: int = 500        # tiny model: users whose MUB and targets train the tokenizer
+    hidden_size: int = 64             # tiny model: width
+    num_layers: int = 2               # tiny model: transformer blocks
+    num_heads: int = 4                # tiny model: attention heads
+    num_kv_heads: int = 2             # tiny model: key/value heads (grouped-query attention)
+    intermediate_size: int = 128      # tiny model: MLP width
+    max_prompt_tokens: int = 384      # prompt budget; the oldest MUB lines are dropped first to fit
+    list_tag_values: bool = False     # the prompt lists every tag's values (true for pretrained LLMs; false: a compact prompt for models trained from scratch)
+    rationale_items: int = 6          # evidence items cited in the rule-generated <think> rationale
+    pretrain_steps: int = 10          # Stage 0 optimizer steps on packed MUB text (0 skips it; always skipped for model_path)
+    pretrain_seq_len: int = 512       # Stage 0 packed sequence length
+    pretrain_lr: float = 1e-3         # Stage 0 peak learning rate
+    sft_steps: int = 10               # SFT v0 optimizer steps per label source
+    sft_lr: float = 1e-3              # SFT v0 peak learning rate
+    batch_size: int = 4               # sequences per optimizer step and device
+    grad_accum: int = 1               # gradient accumulation steps
+    warmup_steps: int = 2             # linear warm-up before cosine decay
+    label_sources: str = "legacy,gold"  # SFT targets: legacy (pseudo-labels, the paper's setting) and/or gold (upper bound)
+    train_users: int = 0              # training users used for SFT (0 = all simulated users)
+    lora_rank: int = 0                # LoRA rank (0 = full fine-tuning; the paper profile uses LoRA on a real checkpoint)
+    lora_alpha: int = 32              # LoRA scaling numerator
+    lora_target_modules: str = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"  # modules LoRA adapts
+    save_steps: int = 5               # checkpoint every this many steps (training resumes from the last one)
+    logging_steps: int = 1            # log loss every this many steps
+    wandb: str = "disabled"           # wandb mode: offline (default for real runs) | online | disabled
+    threads: int = 0                  # torch CPU threads (0 = all cores)
+
+@dataclass
+class EvaluateConfig:
+    "Settings of the model evaluation on HPR-Bench."
+    backend: str = "hf"               # generation backend: hf (transformers, CPU or GPU) | vllm (GPU only)
+    samples: int = 10                 # samples per question (Avg@k / Pass@k with k = samples)
+    temperature: float = 0.7          # sampling temperature
+    top_p: float = 0.9                # nucleus sampling
+    max_new_tokens: int = 48          # generation budget per sample
+    batch_users: int = 20             # users per generation batch (each expands to `samples` sequences)
+    users: int = 0                    # users per bench split the models are scored on: a nested stratified subset (0 = all the bench stage has)
+    include_untrained: bool = True    # also score the backbone before training (row `untrained`)
+
 STAGE_CONFIGS: dict[str, type] = {"simulate": SimulateConfig, "semantize": SemantizeConfig, "bench": BenchConfig,
-                                  "baselines": BaselinesConfig}  # INI namespace -> config dataclass
+                                  "baselines": BaselinesConfig, "train": TrainConfig, "evaluate": EvaluateConfig}  # INI namespace -> config dataclass
 
 @dataclass
 class Profile:
     "One run profile: seed, stage list, paths and every stage's settings."
     name: str                         # settings.ini section
     seed: int = 0                     # master seed; every stage derives its randomness from it
-    stages: list[str] = field(default_factory=lambda: ["knowledge", "simulate", "semantize", "bench", "baselines"])  # pipeline stages, in order
+    stages: list[str] = field(default_factory=lambda: ["knowledge", "simulate", "semantize", "bench", "baselines", "train", "evaluate"])  # pipeline stages, in order
     root: Path = Path(".")            # project root: runs/ and reports/ live under it
     simulate: SimulateConfig = field(default_factory=SimulateConfig)  # simulator settings
     semantize: SemantizeConfig = field(default_factory=SemantizeConfig)  # semantization settings
     bench: BenchConfig = field(default_factory=BenchConfig)  # benchmark size
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)  # baselines settings
+    train: TrainConfig = field(default_factory=TrainConfig)  # model training settings
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)  # model evaluation settings
 
     @property
     def run_dir(self) -> Path:
@@ -254,8 +301,8 @@ def git_sha(root: str | Path | None = None) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
-_TRACKED_PACKAGES = ("usergpt", "numpy", "pandas", "pyarrow", "torch", "transformers", "tokenizers", "peft",
-                     "trl", "sentence-transformers", "scikit-learn", "papermill")
+_TRACKED_PACKAGES = ("usergpt", "numpy", "pandas", "pyarrow", "torch", "transformers", "tokenizers", "peft", "trl", "accelerate",
+                     "sentence-transformers", "scikit-learn", "papermill")
 
 def package_versions(names: tuple[str, ...] = _TRACKED_PACKAGES) -> dict[str, str]:
     "Installed versions of the packages that shape artifacts (missing ones are left out)."

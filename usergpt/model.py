@@ -108,8 +108,11 @@ def load_model(path: str | Path, lora: LoraSettings | None = None, device: str |
 # %% ../nbs/07_model.ipynb #be7cc264
 ROLE = "You are a user profile analyst. You read a user's multi-source behaviour summary (MUB) and infer their persona."
 
-def task_text(task: str, schema: TagSchema) -> str:
-    "The objective and constraints of a task (tags or summary)."
+def task_text(task: str, schema: TagSchema, list_values: bool = True) -> str:
+    "The objective and constraints of a task (tags or summary); `list_values=False` names the tags without their values (a compact prompt for small models trained from scratch)."
+    if task == "tags" and not list_values:
+        return (f"Task: infer every tag from the behaviour: {', '.join(schema.ids)}. {schema.na_value} only when the behaviour gives no evidence.\n"
+                "Output: concise reasoning in <think></think>, then a JSON object mapping every tag id to its value in <answer></answer>.")
     if task == "tags":
         specs = "\n".join(f"- {t.id}: " + (" | ".join(t.values) + f" | {schema.na_value}" if t.kind == "categorical"
                                            else f"up to {t.max_items} short phrases (a JSON list)") for t in schema.tags)
@@ -122,22 +125,22 @@ def task_text(task: str, schema: TagSchema) -> str:
                 'Output: concise reasoning in <think></think>, then {"summary": "..."} as JSON in <answer></answer>.')
     raise ValueError(f"unknown task {task!r}: tags or summary")
 
-def build_prompt(task: str, mub_text: str, tokenizer, schema: TagSchema, max_prompt_tokens: int = 2048) -> tuple[str, dict]:
+def build_prompt(task: str, mub_text: str, tokenizer, schema: TagSchema, max_prompt_tokens: int = 2048,
+                 list_values: bool = True,  # list every tag's values in the task text
+                 ) -> tuple[str, dict]:
     "The chat-formatted prompt for one user, dropping the oldest MUB lines first to fit; returns (prompt, truncation info)."
     lines = [l for l in mub_text.split("\n") if l.strip()]
     def render(kept: list[str]) -> str:
-        content = f"{task_text(task, schema)}\n\nBehaviour (MUB), oldest first:\n" + "\n".join(kept)
+        content = f"{task_text(task, schema, list_values)}\n\nBehaviour (MUB), oldest first:\n" + "\n".join(kept)
         return tokenizer.apply_chat_template([{"role": "system", "content": ROLE}, {"role": "user", "content": content}],
                                              tokenize=False, add_generation_prompt=True)
     n_tok = lambda text: len(tokenizer.encode(text, add_special_tokens=False))
-    lo, hi = 0, len(lines)  # binary search on how many of the oldest lines to drop
-    if n_tok(render(lines)) <= max_prompt_tokens: lo = hi = 0
-    else:
-        lo, hi = 1, len(lines)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if n_tok(render(lines[mid:])) <= max_prompt_tokens: hi = mid
-            else: lo = mid + 1
+    total, lo = n_tok(render(lines)), 0
+    if total > max_prompt_tokens and lines:  # estimate from per-line counts (one batched call), then settle with exact counts
+        per_line = [len(x) for x in tokenizer([l + "\n" for l in lines], add_special_tokens=False)["input_ids"]]
+        while lo < len(lines) and total > max_prompt_tokens: total -= per_line[lo]; lo += 1
+        while lo < len(lines) and n_tok(render(lines[lo:])) > max_prompt_tokens: lo += 1
+        while lo > 0 and n_tok(render(lines[lo - 1:])) <= max_prompt_tokens: lo -= 1
     prompt = render(lines[lo:])
     return prompt, dict(lines=len(lines), lines_dropped=lo, tokens=n_tok(prompt), fits=n_tok(prompt) <= max_prompt_tokens)
 
@@ -147,13 +150,28 @@ class GenerationBackend(Protocol):
     def generate(self, prompts: list[str], n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int) -> list[list[str]]: ...
 
 class HFBackend:
-    "transformers `generate`, batched (left padding, KV cache), CPU or GPU."
+    "transformers `generate`, batched (left padding, KV cache), CPU or GPU. With n > 1 samples each prompt is prefilled once into a preallocated (static) KV cache that the n samples share."
     def __init__(self, model, tokenizer, batch_size: int = 8):
         self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, batch_size
+        self.new_tokens = 0  # sampled tokens so far (for throughput figures)
+
+    def _sample(self, enc, n: int, **kw):
+        "Sample n continuations per row of `enc`, prefilling each prompt once and copying its KV cache n times."
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        if n == 1 or ids.shape[1] < 2: return self.model.generate(**enc, num_return_sequences=n, **kw)
+        from transformers import StaticCache
+        pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)  # as generate computes positions under left padding
+        cache = StaticCache(config=self.model.config, max_cache_len=ids.shape[1] + kw["max_new_tokens"])  # preallocated: no copy per step
+        self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1], past_key_values=cache, use_cache=True)
+        for layer in cache.layers:  # one prefill, n copies of its keys and values
+            layer.keys, layer.values = layer.keys.repeat_interleave(n, 0), layer.values.repeat_interleave(n, 0)
+            layer.batch_size = layer.keys.shape[0]
+        return self.model.generate(input_ids=ids.repeat_interleave(n, 0), attention_mask=mask.repeat_interleave(n, 0),
+                                   past_key_values=cache, **kw)
 
     @torch.no_grad()
     def generate(self, prompts: list[str], n: int = 1, temperature: float = 0.7, top_p: float = 0.9,
-                 max_new_tokens: int = 256, seed: int = 0) -> list[list[str]]:
+                 max_new_tokens: int = 256, seed: int = 0, shared_prefill: bool = True) -> list[list[str]]:
         out: list[list[str]] = []
         device = next(self.model.parameters()).device
         for b in range(0, len(prompts), self.batch_size):
@@ -161,12 +179,14 @@ class HFBackend:
             enc = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
             torch.manual_seed(seed + b)  # per batch, so a batch's samples do not depend on the batches before it
             sample = temperature > 0
-            ids = self.model.generate(**enc, do_sample=sample, temperature=temperature if sample else None,
-                                      top_p=top_p if sample else None, top_k=None, max_new_tokens=max_new_tokens,
-                                      num_return_sequences=n if sample else 1, pad_token_id=self.tokenizer.pad_token_id, use_cache=True)
-            texts = self.tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=False)
-            texts = [t.replace(self.tokenizer.pad_token, "").split(self.tokenizer.eos_token)[0] for t in texts]
             per = n if sample else 1  # greedy decoding gives one answer: repeat it n times
+            kw = dict(do_sample=sample, temperature=temperature if sample else None, top_p=top_p if sample else None, top_k=None,
+                      max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, use_cache=True)
+            ids = self._sample(enc, per, **kw) if shared_prefill else self.model.generate(**enc, num_return_sequences=per, **kw)
+            new = ids[:, enc["input_ids"].shape[1]:]
+            self.new_tokens += int((new != self.tokenizer.pad_token_id).sum())
+            texts = self.tokenizer.batch_decode(new, skip_special_tokens=False)
+            texts = [t.replace(self.tokenizer.pad_token, "").split(self.tokenizer.eos_token)[0] for t in texts]
             out.extend((texts[i * per:(i + 1) * per] * (n // per))[:n] for i in range(len(batch)))
         return out
 
@@ -185,10 +205,10 @@ class VLLMBackend:
         params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed)
         return [[c.text for c in r.outputs] for r in self.llm.generate(prompts, params)]
 
-def make_backend(name: str, model_path: str | Path, batch_size: int = 8) -> GenerationBackend:
-    "The generation backend called `name` (hf | vllm) for a local model directory."
+def make_backend(name: str, model_path: str | Path, batch_size: int = 8, max_model_len: int | None = None) -> GenerationBackend:
+    "The generation backend called `name` (hf | vllm) for a local model directory (`max_model_len`: prompt + new tokens, for vLLM's KV cache)."
     if name == "hf":
         model, tok = load_model(model_path)
         return HFBackend(model, tok, batch_size)
-    if name == "vllm": return VLLMBackend(model_path)
+    if name == "vllm": return VLLMBackend(model_path, **({"max_model_len": max_model_len} if max_model_len else {}))
     raise ValueError(f"unknown backend {name!r}: hf or vllm")

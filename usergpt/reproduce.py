@@ -33,7 +33,7 @@ class Stage:
     notebook: str             # the notebook in nbs/ that runs it
     config: str | None        # settings namespace whose fields become notebook parameters
     inputs: tuple = ()        # upstream stages whose artifacts it reads
-    metrics_key: str = ""     # key of its figures in reports/<profile>/metrics.json (default: its name); stages may share one
+    metrics_key: str = ""     # key of its figures in reports/<profile>/metrics.json (default: its name; "*": its top-level keys); stages may share one
 
 STAGES: tuple[Stage, ...] = (
     Stage("knowledge", "01_knowledge.ipynb", None),
@@ -41,6 +41,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("semantize", "03_semantize.ipynb", "semantize", ("simulate",)),
     Stage("bench", "05_bench.ipynb", "bench"),
     Stage("baselines", "06_baselines.ipynb", "baselines", ("simulate", "semantize", "bench"), metrics_key="tags"),
+    Stage("train", "08_train.ipynb", "train", ("simulate", "semantize", "baselines")),
+    Stage("evaluate", "09_evaluate.ipynb", "evaluate", ("bench", "baselines", "train"), metrics_key="*"),
 )
 STAGE_BY_NAME = {s.name: s for s in STAGES}
 
@@ -92,12 +94,14 @@ def collect_reports(prof: Profile, stage: Stage) -> dict:
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     stage_metrics = src / "metrics.json"
     if stage_metrics.is_file():
+        new = json.loads(stage_metrics.read_text())
         key = stage.metrics_key or stage.name
-        metrics[key] = {**metrics.get(key, {}), **json.loads(stage_metrics.read_text())}
+        for k, v in (new.items() if key == "*" else [(key, new)]):  # "*": the stage's metrics are already keyed
+            metrics[k] = {**metrics.get(k, {}), **v}
         write_json(metrics_path, metrics)
     return metrics
 
-# %% ../nbs/90_reproduce.ipynb #8cdbe676
+# %% ../nbs/90_reproduce.ipynb #8f63d390
 def run_stage(stage: Stage, prof: Profile, settings: Path, nbs_dir: Path, force: bool = False, library_hash: str = "") -> str:
     "Run one stage with papermill unless unchanged; returns 'ran' or 'skipped'."
     notebook = nbs_dir / stage.notebook
@@ -132,7 +136,7 @@ def run_stage(stage: Stage, prof: Profile, settings: Path, nbs_dir: Path, force:
     print(f"[{stage.name}] done in {m['wall_seconds']}s")
     return "ran"
 
-# %% ../nbs/90_reproduce.ipynb #8f63d390
+# %% ../nbs/90_reproduce.ipynb #e2b2714b
 def reproduce(profile: str, stages: list[str] | None = None, force: bool = False, settings: str | Path | None = None,
               out: str | Path | None = None) -> dict:
     "Run a profile's stages in order; stop at the first failing one. Returns {stage: 'ran' | 'skipped'}."
