@@ -27,8 +27,8 @@ import numpy as np
 __all__ = ['STAGE_CONFIGS', 'MANIFEST', 'ConfigError', 'SimulateConfig', 'SemantizeConfig', 'BenchConfig', 'BaselinesConfig',
            'TrainConfig', 'EvaluateConfig', 'Profile', 'find_settings', 'load_profile', 'derive_seed',
            'seed_everything', 'atomic_write_bytes', 'atomic_write_text', 'write_json', 'file_sha256',
-           'dir_content_hash', 'git_sha', 'package_versions', 'write_manifest', 'read_manifest', 'markdown_table',
-           'StageReport']
+           'files_content_hash', 'dir_content_hash', 'git_sha', 'package_versions', 'write_manifest', 'read_manifest',
+           'markdown_table', 'StageReport']
 
 # %% ../nbs/00_config.ipynb #a2b4f219
 class ConfigError(ValueError):
@@ -279,14 +279,18 @@ def file_sha256(path: str | Path) -> str:
             h.update(block)
     return h.hexdigest()
 
+def files_content_hash(files: list[Path], root: str | Path) -> str:
+    "SHA-256 over the paths (relative to `root`) and bytes of `files`, in sorted order."
+    h = hashlib.sha256()
+    for p in sorted(files):
+        h.update(p.relative_to(root).as_posix().encode() + b"\0" + file_sha256(p).encode() + b"\n")
+    return h.hexdigest()
+
 def dir_content_hash(directory: str | Path, exclude: tuple[str, ...] = ("manifest.json", "report")) -> str:
     "SHA-256 over the relative paths and bytes of every artifact file under `directory` (sorted); names in `exclude` (files or folders) and hidden files are left out."
     directory = Path(directory)
-    h = hashlib.sha256()
     keep = lambda q: q.is_file() and not q.name.startswith(".") and not set(q.relative_to(directory).parts) & set(exclude)
-    for p in sorted(q for q in directory.rglob("*") if keep(q)):
-        h.update(p.relative_to(directory).as_posix().encode() + b"\0" + file_sha256(p).encode() + b"\n")
-    return h.hexdigest()
+    return files_content_hash([q for q in directory.rglob("*") if keep(q)], directory)
 
 # %% ../nbs/00_config.ipynb #a01396a5
 def git_sha(root: str | Path | None = None) -> str:

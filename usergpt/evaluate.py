@@ -20,7 +20,7 @@ from .config import (EvaluateConfig, StageReport, derive_seed, load_profile, mar
 from .bench import stratified_pick
 from .knowledge import TagSchema, load_knowledge_base
 from .metrics import correctness, tag_scores
-from .model import build_prompt, load_tokenizer, make_backend
+from .model import build_prompt, load_tokenizer, make_backend, mub_lines
 
 # %% auto #0
 __all__ = ['sample_model', 'score_outputs']
@@ -31,10 +31,8 @@ def sample_model(model_dir: str | Path, mub_texts: list[str], schema: TagSchema,
     "k samples per user from the model in `model_dir`; returns (texts per user, timing and truncation figures)."
     tokenizer = load_tokenizer(model_dir)
     gen = make_backend(cfg.backend, model_dir, batch_size=cfg.batch_users, max_model_len=max_prompt_tokens + cfg.max_new_tokens)
-    prompts, dropped = [], []
-    for text in mub_texts:
-        p, info = build_prompt("tags", text, tokenizer, schema, max_prompt_tokens, list_values)
-        prompts.append(p); dropped.append(info["lines_dropped"])
+    built = [build_prompt("tags", text, tokenizer, schema, max_prompt_tokens, list_values) for text in mub_texts]
+    prompts = [p for p, _ in built]
     outputs: list[list[str]] = []
     t0 = time.perf_counter()
     for b in tqdm(range(0, len(prompts), cfg.batch_users), desc=desc or str(model_dir), leave=False):
@@ -44,8 +42,8 @@ def sample_model(model_dir: str | Path, mub_texts: list[str], schema: TagSchema,
     new_tokens = getattr(gen, "new_tokens", None)
     if new_tokens is None: new_tokens = sum(len(tokenizer.encode(t, add_special_tokens=False)) for o in outputs for t in o)
     return outputs, dict(seconds=round(seconds, 2), new_tokens=int(new_tokens), new_tokens_per_second=round(new_tokens / max(seconds, 1e-9), 1),
-                         sequences=len(prompts) * cfg.samples, prompt_tokens=int(sum(len(tokenizer.encode(p, add_special_tokens=False)) for p in prompts)),
-                         prompts_truncated=float(np.mean([d > 0 for d in dropped])) if dropped else 0.0)
+                         sequences=len(prompts) * cfg.samples, prompt_tokens=int(sum(info["tokens"] for _, info in built)),
+                         prompts_truncated=float(np.mean([info["lines_dropped"] > 0 for _, info in built])) if built else 0.0)
 
 def score_outputs(outputs: list[list[str]], golds: list[dict], schema: TagSchema) -> dict:
     "Avg@k / Pass@k overall, per dimension, implicit, temporal and per tag, plus parse failures per sample."

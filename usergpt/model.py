@@ -20,8 +20,8 @@ from .knowledge import TagSchema, load_knowledge_base
 
 # %% auto #0
 __all__ = ['SPECIAL_TOKENS', 'CHAT_TEMPLATE', 'SIDECAR', 'ROLE', 'train_tokenizer', 'load_tokenizer', 'ModelConfig',
-           'build_tiny_qwen', 'save_model', 'LoraSettings', 'load_model', 'task_text', 'build_prompt',
-           'GenerationBackend', 'HFBackend', 'VLLMBackend', 'make_backend']
+           'build_tiny_qwen', 'save_model', 'LoraSettings', 'count_parameters', 'load_model', 'task_text', 'mub_lines',
+           'build_prompt', 'GenerationBackend', 'HFBackend', 'VLLMBackend', 'make_backend']
 
 # %% ../nbs/07_model.ipynb #5c704874
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>", "<answer>", "</answer>"]
@@ -93,6 +93,17 @@ class LoraSettings:
     alpha: int = 32                   # scaling numerator
     target_modules: str = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"  # comma-separated module names
 
+def count_parameters(path: str | Path) -> int:
+    "Parameters of a saved checkpoint, read from its safetensors headers (nothing is loaded)."
+    from safetensors import safe_open
+    n = 0
+    for f in sorted(Path(path).glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as st:
+            for k in st.keys():
+                shape = st.get_slice(k).get_shape()
+                n += int(torch.tensor(shape).prod()) if shape else 1
+    return n
+
 def load_model(path: str | Path, lora: LoraSettings | None = None, device: str | None = None):
     "Any local causal-LM directory: safetensors, no remote code, bf16 on a GPU, optional LoRA; returns (model, tokenizer)."
     from transformers import AutoModelForCausalLM
@@ -125,11 +136,15 @@ def task_text(task: str, schema: TagSchema, list_values: bool = True) -> str:
                 'Output: concise reasoning in <think></think>, then {"summary": "..."} as JSON in <answer></answer>.')
     raise ValueError(f"unknown task {task!r}: tags or summary")
 
+def mub_lines(mub_text: str) -> list[str]:
+    "The non-empty lines of a MUB document, oldest first (what `build_prompt`'s `lines_dropped` counts from)."
+    return [l for l in mub_text.split("\n") if l.strip()]
+
 def build_prompt(task: str, mub_text: str, tokenizer, schema: TagSchema, max_prompt_tokens: int = 2048,
                  list_values: bool = True,  # list every tag's values in the task text
                  ) -> tuple[str, dict]:
     "The chat-formatted prompt for one user, dropping the oldest MUB lines first to fit; returns (prompt, truncation info)."
-    lines = [l for l in mub_text.split("\n") if l.strip()]
+    lines = mub_lines(mub_text)
     def render(kept: list[str]) -> str:
         content = f"{task_text(task, schema, list_values)}\n\nBehaviour (MUB), oldest first:\n" + "\n".join(kept)
         return tokenizer.apply_chat_template([{"role": "system", "content": ROLE}, {"role": "user", "content": content}],

@@ -8,7 +8,6 @@ Docs: https://usergpt.github.io/usergpt/train.html.md"""
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time
@@ -21,16 +20,16 @@ import torch
 from fastcore.script import call_parse
 
 from .baselines import entity_category, legacy_labels
-from .config import (StageReport, TrainConfig, load_profile, markdown_table, read_manifest, seed_everything, write_json,
-                            write_manifest)
+from .config import (StageReport, TrainConfig, files_content_hash, load_profile, markdown_table, read_manifest, seed_everything,
+                            write_json, write_manifest)
 from .knowledge import TagSchema, load_knowledge_base
-from .model import (ROLE, SIDECAR, LoraSettings, ModelConfig, build_prompt, build_tiny_qwen, load_model, load_tokenizer,
-                           save_model, task_text, train_tokenizer)
+from .model import (ROLE, SIDECAR, LoraSettings, ModelConfig, build_prompt, build_tiny_qwen, count_parameters, load_model,
+                           load_tokenizer, mub_lines, save_model, task_text, train_tokenizer)
 from .semantize import parse_mub
 
 # %% auto #0
 __all__ = ['EVIDENCE', 'rationale', 'target_text', 'sft_dataset', 'pretrain_dataset', 'measure_peak_gflops',
-           'train_flops_per_token', 'weights_hash', 'run_key', 'wandb_report_to', 'train_run', 'training_users',
+           'train_flops_per_token', 'run_key', 'wandb_report_to', 'train_run', 'training_users', 'label_sets',
            'label_sources', 'build_backbone', 'train_stage', 'write_train_report', 'train_cli']
 
 # %% ../nbs/08_train.ipynb #61b42415
@@ -85,7 +84,7 @@ def sft_dataset(mub_texts: list[str], labels: list[dict], tokenizer, schema: Tag
     rows = dict(prompt=[], completion=[], lines=[], lines_dropped=[])
     prompts = prompts or [build_prompt("tags", t, tokenizer, schema, max_prompt_tokens, list_values) for t in mub_texts]
     for text, lab, (prompt, info) in zip(mub_texts, labels, prompts):
-        kept = [l for l in text.split("\n") if l.strip()][info["lines_dropped"]:]
+        kept = mub_lines(text)[info["lines_dropped"]:]
         rows["prompt"].append(prompt); rows["completion"].append(target_text(kept, lab, max_items))
         rows["lines"].append(info["lines"]); rows["lines_dropped"].append(info["lines_dropped"])
     return Dataset.from_dict(rows)
@@ -114,16 +113,7 @@ def train_flops_per_token(model, context: float) -> float:
     n = sum(p.numel() for p in model.parameters())
     return 6 * n + 6 * c.num_hidden_layers * c.hidden_size * context
 
-# %% ../nbs/08_train.ipynb #85794efc
-def weights_hash(files: list[Path], root: Path) -> str:
-    "SHA-256 over model files (weights, tokenizer): the content of a training stage, without its timings and optimizer states."
-    import hashlib
-    from usergpt.config import file_sha256
-    h = hashlib.sha256()
-    for f in sorted(files): h.update(f.relative_to(root).as_posix().encode() + b"\0" + file_sha256(f).encode() + b"\n")
-    return h.hexdigest()
-
-# %% ../nbs/08_train.ipynb #cbaac999
+# %% ../nbs/08_train.ipynb #42f7af22
 def run_key(model, dataset, settings: dict) -> str:
     "What a training run depends on: its settings, its data and its starting weights (a resume needs all three unchanged)."
     import hashlib
@@ -214,13 +204,17 @@ def train_run(model, tokenizer, dataset, out_dir: str | Path,  # the model, its 
     trainer.accelerator.wait_for_everyone()
     return metrics
 
-# %% ../nbs/08_train.ipynb #3aa8860a
+# %% ../nbs/08_train.ipynb #e50987dc
 def training_users(prof) -> pd.DataFrame:
     "Training users in user-id order: user_id, mub_text, gold (JSON), labels (legacy pseudo-labels, JSON)."
     users = pd.read_parquet(prof.stage_dir("semantize") / "mub", columns=["user_id", "mub_text"]).merge(
         pd.read_parquet(prof.stage_dir("simulate") / "personas", columns=["user_id", "gold"]), on="user_id").merge(
         pd.read_parquet(prof.stage_dir("baselines") / "pseudo_labels.parquet"), on="user_id").sort_values("user_id").reset_index(drop=True)
     return users.iloc[:prof.train.train_users] if prof.train.train_users else users
+
+def label_sets(users: pd.DataFrame) -> dict[str, list[dict]]:
+    "Each label source's labels for `users`: legacy pseudo-labels and gold."
+    return {"legacy": [json.loads(x) for x in users.labels], "gold": [json.loads(x) for x in users.gold]}
 
 def label_sources(cfg: TrainConfig) -> list[str]:
     "The SFT label sources of `cfg`, checked."
@@ -236,7 +230,7 @@ def build_backbone(cfg: TrainConfig, users: pd.DataFrame, schema: TagSchema, out
         model, tokenizer = load_model(cfg.model_path)
         return save_model(model, tokenizer, base_dir, step=0, source=cfg.model_path, config=asdict(cfg))
     corpus_users = users.iloc[:cfg.tokenizer_users]
-    labels = {"legacy": [json.loads(x) for x in corpus_users.labels], "gold": [json.loads(x) for x in corpus_users.gold]}
+    labels = label_sets(corpus_users)
     prompt_text = "\n".join([ROLE, task_text("tags", schema), task_text("tags", schema, False), task_text("summary", schema), "Behaviour (MUB), oldest first:"])
     corpus = [prompt_text] * 100 + list(corpus_users.mub_text) + [target_text(t.split("\n")[-40:], labels[s][i], cfg.rationale_items)
                                                                  for s in label_sources(cfg) for i, t in enumerate(corpus_users.mub_text)]
@@ -271,7 +265,7 @@ def train_stage(prof, seed: int | None = None) -> dict:
         start_dir = out_dir / "pretrain"
         state.wait_for_everyone()
     lora = LoraSettings(cfg.lora_rank, cfg.lora_alpha, cfg.lora_target_modules) if cfg.lora_rank else None
-    labels = {"legacy": [json.loads(x) for x in users.labels], "gold": [json.loads(x) for x in users.gold]}
+    labels = label_sets(users)
     prompts = [build_prompt("tags", t, tokenizer, schema, cfg.max_prompt_tokens, cfg.list_tag_values) for t in users.mub_text]  # shared by the sources
     truncation = {}
     for src in sources:
@@ -283,12 +277,12 @@ def train_stage(prof, seed: int | None = None) -> dict:
                                         max_length=cfg.max_prompt_tokens + 384, peak_gflops=peak)
         state.wait_for_everyone()
     for name, m in runs.items(): print(f"{name}: loss {m['log_history'][0]['loss']:.3f} -> {m['final_loss']:.3f} ({m['tokens_per_second']:,.0f} tokens/s, MFU {m['mfu']:.1%})")
-    n_params = sum(p.numel() for p in load_model(out_dir / "base", device="cpu")[0].parameters())
+    n_params = count_parameters(out_dir / "base")
     return dict(runs=runs, peak_gflops=round(peak, 2), device=device, threads=torch.get_num_threads(), processes=state.num_processes,
                 parameters=n_params, vocabulary=len(tokenizer), train_users=len(users), sources=sources, truncation=truncation,
                 seconds=round(time.perf_counter() - t0, 1), is_main=state.is_main_process)
 
-# %% ../nbs/08_train.ipynb #88a43f6e
+# %% ../nbs/08_train.ipynb #49e6238e
 def write_train_report(prof, result: dict) -> dict:
     "Learning curves (PNG), `tables/training.md`, metrics and the manifest of the train stage."
     import matplotlib
@@ -326,10 +320,10 @@ def write_train_report(prof, result: dict) -> dict:
     weights = sorted(p for d in ["base", *runs] for p in (out_dir / d).glob("*") if p.suffix == ".safetensors" or p.name == "tokenizer.json")
     write_manifest(out_dir, "train", prof.name, prof.seed, cfg, {"train_users": n_users, "runs": len(runs)},
                    inputs={s: read_manifest(prof.stage_dir(s))["content_hash"] for s in ("simulate", "semantize", "baselines")},
-                   content_hash=weights_hash(weights, out_dir))
+                   content_hash=files_content_hash(weights, out_dir))
     return dict(table=table, markdown=md)
 
-# %% ../nbs/08_train.ipynb #c8af270a
+# %% ../nbs/08_train.ipynb #0242a7ff
 @call_parse
 def train_cli(profile: str = "cpu",  # settings.ini profile
               settings: str = None,  # path to settings.ini (default: found from the working directory)
