@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 from usergpt.knowledge import load_knowledge_base
@@ -30,9 +29,9 @@ def test_avg_and_pass_at_k_by_hand():
     c, fails = correctness(outs, [g1, g2], SCHEMA)
     s = tag_scores(c, SCHEMA)
     # 36 questions; per-question means: user 1 gender 0.5, user 2 pet 0.0, all else 1.0
-    assert s["Avg"]["avg"] == pytest.approx((34 + 0.5) / 36) and s["Avg"]["pass_"] == pytest.approx(35 / 36)
+    assert s["Avg"]["avg"] == pytest.approx((34 + 0.5) / 36) and s["Avg"]["pass_at_k"] == pytest.approx(35 / 36)
     assert s["LS"]["avg"] == pytest.approx((8 - 0.5) / 8) and s["HC"]["avg"] == pytest.approx(7 / 8)
-    assert s["per_tag"]["gender"]["pass_"] == 1.0 and s["per_tag"]["pet"]["pass_"] == 0.5
+    assert s["per_tag"]["gender"]["pass_at_k"] == 1.0 and s["per_tag"]["pet"]["pass_at_k"] == 0.5
     assert sum(fails.values()) == 0
 
 

@@ -1,7 +1,6 @@
 "Every notebook in nbs/ runs top to bottom (its checks are its tests), reported one test per notebook."
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -9,10 +8,6 @@ from nbdev.test import test_nb as run_notebook_checks
 
 NBS = Path(__file__).resolve().parent.parent / "nbs"
 NOTEBOOKS = sorted(p.name for p in NBS.glob("[0-9]*.ipynb"))
-
-
-def test_notebooks_exist():
-    assert NOTEBOOKS[:3] == ["00_config.ipynb", "01_knowledge.ipynb", "02_simulate.ipynb"]
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)

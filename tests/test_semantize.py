@@ -113,14 +113,22 @@ def test_misclicks_are_filtered_more_than_real_intent(tmp_path):
     assert dropped["misclick"] > 3 * dropped["none"] and dropped["misclick"] > 0.3, dropped
 
 
+NAMES = st.lists(st.text(st.characters(blacklist_characters=",|[]\n\r×", blacklist_categories=("Cs", "Cc", "Zl", "Zp")),
+                         min_size=1, max_size=30).map(lambda s: " ".join(s.split())).filter(bool), min_size=1, max_size=6)
+
+
 @settings(max_examples=200, deadline=None)
 @given(source=st.sampled_from(["ecommerce", "delivery", "travel", "poi", "myshop", "app store"]),
        day=st.dates(min_value=pd.Timestamp("2000-01-01").date(), max_value=pd.Timestamp("2099-12-31").date()),
        grain=st.sampled_from([10, 7, 4]), action=st.from_regex(r"[a-z]{1,12}", fullmatch=True), count=st.integers(1, 10**7),
-       entities=st.lists(st.text(st.characters(blacklist_characters=",|[]\n\r", blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=30)
-                         .map(lambda s: " ".join(s.split())).filter(bool), min_size=1, max_size=6))
-def test_render_parse_round_trip(source, day, grain, action, count, entities):
-    line = MubLine(source, day.isoformat()[:grain], action, count, tuple(entities))
+       entities=NAMES, categories=st.one_of(st.just([]), NAMES), folded=st.booleans(), data=st.data())
+def test_render_parse_round_trip(source, day, grain, action, count, entities, categories, folded, data):
+    "Any line reads back as written: classic (entities), or a category distribution and entities with counts folded in."
+    counts = lambda names: tuple(data.draw(st.lists(st.integers(1, 999), min_size=len(names), max_size=len(names))))
+    ent_counts = counts(entities) if folded else ()
+    if ent_counts and all(c == 1 for c in ent_counts): ent_counts = ()  # counts of one are not written
+    line = MubLine(source, day.isoformat()[:grain], action, count, tuple(entities), ent_counts,
+                   tuple(categories), counts(categories) if categories else ())
     assert parse_line(render_line(line)) == line
 
 

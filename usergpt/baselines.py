@@ -1,4 +1,4 @@
-"""The legacy rule labeller and the discriminative baselines (majority, logistic regression, the paper's multi-head DNN), trained on training users and scored on HPR-Bench.
+"""The legacy rule labeller and the discriminative baselines (majority, logistic regression, the paper's DNN).
 
 Docs: https://usergpt.github.io/usergpt/baselines.html.md"""
 
@@ -9,58 +9,41 @@ from __future__ import annotations
 
 import functools
 import json
-import re
-from collections import Counter, defaultdict
-from dataclasses import asdict
+from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .config import BaselinesConfig, StageReport, load_profile, markdown_table, read_manifest, seed_everything, write_manifest
-from .knowledge import TagSchema, load_knowledge_base
+from .config import LABEL_SOURCES, seed_everything, stage_output, verify_stage, write_manifest
+from .knowledge import load_knowledge_base
 from .metrics import correctness, tag_scores
-from .semantize import parse_mub
+from .semantize import entity_category, load_mub, parse_mub
+from .simulate import load_simulation
 
 # %% auto #0
-__all__ = ['entity_lexicon', 'entity_category', 'mub_profile', 'legacy_labels', 'schema_tags', 'mub_features',
-           'majority_predictor', 'logreg_predictor', 'dnn_predictor']
-
-# %% ../nbs/06_baselines.ipynb #f3d2f75a
-@functools.cache
-def entity_lexicon() -> tuple[dict, dict, list]:
-    "(entity name -> category, place kind -> category, [(search term, category)]) from the knowledge base."
-    kb = load_knowledge_base()
-    cat = kb.catalog
-    names = {c.lower(): k for c, k in zip(cat.core, cat.category) if k}
-    leaves = {c.path.split(" > ")[-1].lower(): c.id for c in kb.categories}
-    terms = sorted(((t.lower(), c.id) for c in kb.categories for t in c.search), key=lambda x: -len(x[0]))
-    return names, leaves, terms
-
-_PLACE = re.compile(r"^(.*?)(?: \(([^()]*)\))?(?: @ (.+))?$")
-
-@functools.lru_cache(maxsize=1 << 16)
-def entity_category(name: str, action: str = "") -> tuple[str, str]:
-    "(category, city) of a MUB entity name; category `other` when unknown."
-    names, leaves, terms = entity_lexicon()
-    m = _PLACE.match(name)
-    core, kind, city = (m.group(1), m.group(2), m.group(3)) if m else (name, None, None)
-    low = core.lower()
-    if kind and kind.lower() in leaves: return leaves[kind.lower()], city or ""
-    if low in names: return names[low], city or ""
-    if action == "search" or low not in names:
-        for term, c in terms:
-            if term in low: return c, city or ""
-    return "other", city or ""
+__all__ = ['mub_profile', 'evidence', 'hobbies', 'schema_tags', 'legacy_labels', 'mub_features', 'majority_predictor',
+           'logreg_predictor', 'dnn_predictor', 'training_users', 'load_pseudo_labels', 'load_predictions',
+           'baseline_systems', 'score_predictions', 'baselines_stage']
 
 # %% ../nbs/06_baselines.ipynb #2b952348
+def _weighted_items(line) -> list[tuple[str, float]]:
+    "The (name, events) a line shows: its categories if any, else its entities (counts when folded, else equal shares)."
+    if line.categories: return list(zip(line.categories, line.category_counts))
+    if line.entity_counts: return list(zip(line.entities, line.entity_counts))
+    return [(e, line.count / max(len(line.entities), 1)) for e in line.entities]
+
 @functools.lru_cache(maxsize=1 << 14)
 def mub_profile(text: str) -> dict:
-    "Counts a MUB document reveals: per category (all / last 90 days / last 180 days / before), per source:action, per city, bookings per year (memoised: treat as read-only)."
+    """Counts a MUB document reveals: per category (all / last 90 days / last 180 days / before), per source:action,
+    per city, bookings per year (memoised: treat as read-only)."""
     lines = parse_mub(text)
-    out = dict(cat=Counter(), recent=Counter(), last180=Counter(), action=Counter(), city=Counter(), city_recent=Counter(),
+    out = dict(cat=Counter(), recent=Counter(), last180=Counter(), action=Counter(), city=Counter(),
+               city_recent=Counter(),
                city_last180=Counter(), city_before=Counter(), books=0, months=1.0, events=0)
     if not lines: return out
-    def when(t: str) -> pd.Timestamp: return pd.Timestamp(t if len(t) == 10 else (t + "-15" if len(t) == 7 else t + "-07-01"))
+    def when(t: str) -> pd.Timestamp: return pd.Timestamp(t if len(t) == 10
+                                                          else (t + "-15" if len(t) == 7 else t + "-07-01"))
     times = [when(l.time) for l in lines]
     last, first = max(times), min(times)
     out["months"] = max(1.0, (last - first).days / 30.4)
@@ -69,8 +52,7 @@ def mub_profile(text: str) -> dict:
         out["action"][f"{l.source}:{l.action}"] += l.count
         out["events"] += l.count
         if l.action == "book": out["books"] += l.count
-        share = l.count / max(len(l.entities), 1)
-        for e in l.entities:
+        for e, share in _weighted_items(l):
             c, city = entity_category(e, l.action)
             out["cat"][c] += share
             if age <= 90: out["recent"][c] += share
@@ -82,69 +64,96 @@ def mub_profile(text: str) -> dict:
     return out
 
 # %% ../nbs/06_baselines.ipynb #1d3bd71f
-_HOBBIES = {"photography": "photography", "camping_gear": "hiking", "gaming": "video games", "musical_instruments": "music",
-            "gardening": "gardening", "cinema": "movies", "tea_coffee_goods": "coffee", "makeup": "beauty", "luxury_goods": "fashion",
-            "restaurant": "food", "kitchen_appliances": "cooking", "resort_hotel": "travel", "sportswear": "running", "digital_devices": "gadgets"}
+def evidence(tag: str, value: str) -> tuple[str, ...]:
+    "The categories whose behaviour supports `tag = value` (data/evidence.yaml)."
+    return load_knowledge_base().evidence.get(tag, {}).get(value, ())
 
-def legacy_labels(text: str) -> dict:
-    "Pseudo-labels for all 18 tags from a MUB document, by rules."
-    p = mub_profile(text)
-    c, r, r180 = p["cat"], p["recent"], p["last180"]
-    n = lambda *cats, src=c: sum(src[x] for x in cats)
-    per_month = lambda *cats: n(*cats) / p["months"]
-    lab = {}
-    lab["gender"] = "female" if n("makeup", "skincare", "womens_clothing") >= n("mens_grooming", "mens_clothing") else "male"
-    if n("maternity", "obgyn_clinic", src=r) >= 2: lab["parenting"] = "expecting"
-    elif n("diapers", "infant_formula", "pediatric_clinic", src=r180) >= 3: lab["parenting"] = "infant"
-    elif n("teen_gear", src=r180) >= 2: lab["parenting"] = "teen"
-    elif n("kids_toys", "childrens_books", "school_supplies", src=r180) >= 3: lab["parenting"] = "child"
-    else: lab["parenting"] = "none"
-    if per_month("community_center", "elderly_care") >= 2: lab["age_band"] = "55+"
-    elif n("university_campus") > 0: lab["age_band"] = "18-24"
-    elif lab["parenting"] == "teen": lab["age_band"] = "45-54"
-    elif lab["parenting"] == "child": lab["age_band"] = "35-44"
-    else: lab["age_band"] = "25-34"
-    lab["marital_status"] = "married" if lab["parenting"] != "none" or n("wedding_supplies") >= 2 or per_month("family_meals") >= 2 else "single"
-    if per_month("university_campus") >= 2: lab["life_phase"] = "student"
-    elif lab["age_band"] == "55+" and per_month("office_building") < 1: lab["life_phase"] = "retired"
-    elif lab["age_band"] in ("18-24", "25-34"): lab["life_phase"] = "early_career"
-    else: lab["life_phase"] = "mid_career"
+class _Counts:
+    "Category counts of one MUB profile: all history, or a window (`recent` = 90 days, `last180`), and per month."
+    def __init__(self, p: dict): self.p = p
+    def n(self, cats, window: str = "cat") -> float: return sum(self.p[window][c] for c in cats)
+    def per_month(self, cats) -> float: return self.n(cats) / self.p["months"]
+
+def _life_stage(c: _Counts, lab: dict) -> None:
+    "gender, parenting (newest evidence first), age band, marital status and life phase."
+    lab["gender"] = "female" if c.n(evidence("gender", "female")) >= c.n(evidence("gender", "male")) else "male"
+    rules = (("expecting", "recent", 2), ("infant", "last180", 3), ("teen", "last180", 2), ("child", "last180", 3))
+    lab["parenting"] = next((v for v, window, least in rules if c.n(evidence("parenting", v), window) >= least), "none")
+    if c.per_month(evidence("age_band", "55+")) >= 2: lab["age_band"] = "55+"
+    elif c.n(evidence("age_band", "18-24")) > 0: lab["age_band"] = "18-24"
+    else: lab["age_band"] = {"teen": "45-54", "child": "35-44"}.get(lab["parenting"], "25-34")
+    married = lab["parenting"] != "none" or c.n(["wedding_supplies"]) >= 2 or c.per_month(["family_meals"]) >= 2
+    lab["marital_status"] = "married" if married else "single"
+    if c.per_month(evidence("life_phase", "student")) >= 2: lab["life_phase"] = "student"
+    elif lab["age_band"] == "55+" and c.per_month(evidence("occupation",
+                                                           "office_worker")) < 1: lab["life_phase"] = "retired"
+    else: lab["life_phase"] = "early_career" if lab["age_band"] in ("18-24", "25-34") else "mid_career"
+
+def _home(c: _Counts, lab: dict) -> None:
+    "household size, pet and housing."
     kids = lab["parenting"] in ("infant", "child", "teen")
-    if kids and per_month("family_meals") >= 4: lab["household_size"] = "5+"
-    elif kids: lab["household_size"] = "3-4"
-    elif lab["marital_status"] == "married": lab["household_size"] = "2"
-    else: lab["household_size"] = "1"
-    cats, dogs = n("cat_supplies"), n("dog_supplies")
+    if kids: lab["household_size"] = "5+" if c.per_month(["family_meals"]) >= 4 else "3-4"
+    else: lab["household_size"] = "2" if lab["marital_status"] == "married" else "1"
+    cats, dogs = c.n(evidence("pet", "cat")), c.n(evidence("pet", "dog"))
     lab["pet"] = "cat" if cats >= 3 and cats >= dogs else "dog" if dogs >= 3 else "none"
-    own, rent = n("home_improvement"), n("rental_essentials")
-    lab["housing"] = "owner" if own > rent else "renter" if rent > own else ("owner" if lab["age_band"] in ("35-44", "45-54", "55+") else "renter")
-    lab["consumption_level"] = "premium" if n("luxury_goods") >= 3 else "budget" if lab["life_phase"] == "student" else "mid"
-    gym = per_month("gym")
-    lab["fitness"] = "enthusiast" if gym >= 4 or per_month("sports_nutrition") >= 1 else "casual" if gym >= 0.5 or per_month("sportswear", "sports_equipment") >= 1 else "none"
-    books_per_year = p["books"] / p["months"] * 12
+    own, rent = c.n(evidence("housing", "owner")), c.n(evidence("housing", "renter"))
+    older = lab["age_band"] in ("35-44", "45-54", "55+")
+    lab["housing"] = "owner" if own > rent else "renter" if rent > own else ("owner" if older else "renter")
+
+# %% ../nbs/06_baselines.ipynb #5d6e7f8a
+def _lifestyle(c: _Counts, lab: dict) -> None:
+    "consumption level, fitness, travel frequency (bookings per year) and the two strongest hobbies."
+    premium = c.n(evidence("consumption_level", "premium")) >= 3
+    lab["consumption_level"] = "premium" if premium else "budget" if lab["life_phase"] == "student" else "mid"
+    gym = c.per_month(["gym"])
+    lab["fitness"] = ("enthusiast" if gym >= 4 or c.per_month(["sports_nutrition"]) >= 1 else
+                      "casual" if gym >= 0.5 or c.per_month(["sportswear", "sports_equipment"]) >= 1 else "none")
+    books_per_year = c.p["books"] / c.p["months"] * 12
     lab["travel_frequency"] = "frequent" if books_per_year >= 12 else "occasional" if books_per_year >= 3 else "rare"
-    hobby = Counter({_HOBBIES[k]: v for k, v in c.items() if k in _HOBBIES})
+    hobby = Counter({hobbies()[k]: v for k, v in c.p["cat"].items() if k in hobbies()})
     lab["interests"] = [h for h, _ in hobby.most_common(2)] or ["food"]
-    if per_month("university_campus") >= 2: lab["occupation"] = "student"
+
+def _work(c: _Counts, lab: dict) -> None:
+    "occupation, education and income band."
+    kids = lab["parenting"] in ("infant", "child", "teen")
+    office = c.per_month(evidence("occupation", "office_worker"))
+    it_extra = [x for x in evidence("occupation", "it_professional")
+                if x not in evidence("occupation", "office_worker")]
+    if c.per_month(evidence("occupation", "student")) >= 2: lab["occupation"] = "student"
     elif lab["life_phase"] == "retired": lab["occupation"] = "retired"
-    elif per_month("general_hospital") >= 4: lab["occupation"] = "healthcare"
-    elif per_month("kindergarten_school") >= 4 and not kids: lab["occupation"] = "teacher"
-    elif per_month("office_building") >= 4: lab["occupation"] = "it_professional" if per_month("computer_gear") >= 1 else "office_worker"
-    elif per_month("shopping_mall") >= 6: lab["occupation"] = "service_worker"
-    elif per_month("supermarket") >= 6: lab["occupation"] = "homemaker"
+    elif c.per_month(evidence("occupation", "healthcare")) >= 4: lab["occupation"] = "healthcare"
+    elif c.per_month(evidence("occupation", "teacher")) >= 4 and not kids: lab["occupation"] = "teacher"
+    elif office >= 4: lab["occupation"] = "it_professional" if c.per_month(it_extra) >= 1 else "office_worker"
+    elif c.per_month(["shopping_mall"]) >= 6: lab["occupation"] = "service_worker"
+    elif c.per_month(["supermarket"]) >= 6: lab["occupation"] = "homemaker"
     else: lab["occupation"] = "office_worker"
-    lab["education"] = "postgraduate" if per_month("professional_books") >= 1 else "secondary" if lab["occupation"] in ("service_worker", "homemaker") else "bachelor"
-    lab["income_band"] = "high" if lab["consumption_level"] == "premium" or lab["occupation"] == "it_professional" else "low" if lab["occupation"] in ("student", "service_worker") else "middle"
-    home = (p["city_recent"] or p["city"]).most_common(1)
+    lab["education"] = ("postgraduate" if c.per_month(evidence("education", "postgraduate")) >= 1 else
+                        "secondary" if lab["occupation"] in ("service_worker", "homemaker") else "bachelor")
+    lab["income_band"] = ("high" if lab["consumption_level"] == "premium" or lab["occupation"] == "it_professional" else
+                          "low" if lab["occupation"] in ("student", "service_worker") else "middle")
+
+def _geography(c: _Counts, lab: dict) -> None:
+    "home city (most visited places, lately), its tier, and a move (the last 180 days' city differs from before)."
+    home = (c.p["city_recent"] or c.p["city"]).most_common(1)
     lab["home_city"] = home[0][0] if home else "Beijing"
-    tiers = {x.name: x.tier for x in load_knowledge_base().cities}
-    lab["city_tier"] = tiers.get(lab["home_city"], "tier2")
-    now, before = p["city_last180"].most_common(1), p["city_before"].most_common(1)
+    lab["city_tier"] = {x.name: x.tier for x in load_knowledge_base().cities}.get(lab["home_city"], "tier2")
+    now, before = c.p["city_last180"].most_common(1), c.p["city_before"].most_common(1)
     lab["recently_relocated"] = "yes" if now and before and now[0][0] != before[0][0] else "no"
-    return {t.id: lab[t.id] for t in schema_tags()}
+
+# %% ../nbs/06_baselines.ipynb #6e7f8a9b
+@functools.cache
+def hobbies() -> dict[str, str]:
+    "Category -> the hobby it evidences (the inverse of `interests` in data/evidence.yaml)."
+    return {c: hobby for hobby, cats in load_knowledge_base().evidence.get("interests", {}).items() for c in cats}
 
 @functools.cache
 def schema_tags(): return load_knowledge_base().schema.tags
+
+def legacy_labels(text: str) -> dict:
+    "Pseudo-labels for all 18 tags from a MUB document, by rules."
+    c, lab = _Counts(mub_profile(text)), {}
+    for rules in (_life_stage, _home, _lifestyle, _work, _geography): rules(c, lab)
+    return {t.id: lab[t.id] for t in schema_tags()}
 
 # %% ../nbs/06_baselines.ipynb #bdf96a6b
 def mub_features(text: str) -> dict:
@@ -152,7 +161,8 @@ def mub_features(text: str) -> dict:
     p = mub_profile(text)
     f = {}
     for key in ("cat", "recent", "last180", "action", "city", "city_recent", "city_last180", "city_before"):
-        for k, v in p[key].items(): f[f"{key}={k}"] = float(np.log1p(v / (p["months"] if key in ("cat", "action", "city") else 1)))
+        for k, v in p[key].items(): f[f"{key}={k}"] = float(np.log1p(v / (p["months"]
+                                                                          if key in ("cat", "action", "city") else 1)))
     f["books_per_year"] = float(np.log1p(p["books"] / p["months"] * 12))
     f["events_per_month"] = float(np.log1p(p["events"] / p["months"]))
     return f
@@ -169,6 +179,15 @@ def majority_predictor(labels: list[dict]):
 def _interest_vocab(labels: list[dict]) -> list[str]:
     return sorted({i for l in labels for i in l["interests"]})
 
+def _answers(columns: dict[str, list], interest_probs: np.ndarray, interest_names: list[str]) -> list[dict]:
+    "One answer per row from per-tag predicted values and interest probabilities (the two most probable)."
+    out = []
+    for r in range(len(interest_probs)):
+        d = {k: str(v[r]) for k, v in columns.items()}
+        d["interests"] = [interest_names[j] for j in np.argsort(-interest_probs[r])[:2]] if interest_names else []
+        out.append({t.id: d[t.id] for t in schema_tags()})
+    return out
+
 def logreg_predictor(texts: list[str], labels: list[dict], seed: int = 0):
     "One multinomial logistic regression per categorical tag and one-vs-rest for interests (top 2), on MUB features."
     from sklearn.feature_extraction import DictVectorizer
@@ -176,32 +195,27 @@ def logreg_predictor(texts: list[str], labels: list[dict], seed: int = 0):
     from sklearn.preprocessing import MaxAbsScaler
     vec = DictVectorizer(sparse=True); scale = MaxAbsScaler()
     X = scale.fit_transform(vec.fit_transform([mub_features(t) for t in texts]))
+    fit = lambda y: LogisticRegression(max_iter=2000, C=1.0, random_state=seed).fit(X, y)
     models = {}
-    for t in schema_tags():
-        if t.kind == "open": continue
+    for t in (t for t in schema_tags() if t.kind != "open"):
         y = [l[t.id] for l in labels]
-        models[t.id] = LogisticRegression(max_iter=2000, C=1.0, random_state=seed).fit(X, y) if len(set(y)) > 1 else y[0]
-    vocab = _interest_vocab(labels)
-    has = {i: [i in l["interests"] for l in labels] for i in vocab}
-    inter = {i: LogisticRegression(max_iter=2000, C=1.0, random_state=seed).fit(X, y) if 0 < sum(y) < len(y) else float(all(y))
-             for i, y in has.items()}  # an interest every (or no) user has is a constant
+        models[t.id] = fit(y) if len(set(y)) > 1 else y[0]  # a tag with one label in training is a constant
+    has = {i: [i in l["interests"] for l in labels] for i in _interest_vocab(labels)}
+    # an interest every (or no) user has is a constant
+    inter = {i: fit(y) if 0 < sum(y) < len(y) else float(all(y)) for i, y in has.items()}
     def predict(new_texts: list[str]) -> list[dict]:
         Z = scale.transform(vec.transform([mub_features(t) for t in new_texts]))
         cols = {k: (m.predict(Z) if not isinstance(m, str) else [m] * Z.shape[0]) for k, m in models.items()}
-        probs = np.column_stack([np.full(Z.shape[0], m) if isinstance(m, float) else m.predict_proba(Z)[:, 1] for m in inter.values()]) \
+        probs = np.column_stack([np.full(Z.shape[0], m) if isinstance(m, float) else m.predict_proba(Z)[:, 1]
+                                 for m in inter.values()]) \
             if inter else np.zeros((Z.shape[0], 0))
-        names = list(inter)
-        out = []
-        for r in range(Z.shape[0]):
-            d = {k: str(v[r]) for k, v in cols.items()}
-            d["interests"] = [names[j] for j in np.argsort(-probs[r])[:2]] if names else []
-            out.append({t.id: d[t.id] for t in schema_tags()})
-        return out
+        return _answers(cols, probs, list(inter))
     return predict
 
 # %% ../nbs/06_baselines.ipynb #055534dd
 def dnn_predictor(texts: list[str], labels: list[dict], seed: int = 0, epochs: int = 30, hidden: int = 256):
-    "The paper's discriminative DNN: a shared MLP over MUB features with one softmax head per tag and a multi-label interests head."
+    """The paper's discriminative DNN: a shared MLP over MUB features, one softmax head per tag and a multi-label
+    interests head."""
     import torch
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.preprocessing import MaxAbsScaler
@@ -234,10 +248,73 @@ def dnn_predictor(texts: list[str], labels: list[dict], seed: int = 0, epochs: i
             h = trunk(Z)
             cols = {k: [classes[k][j] for j in heads[k](h).argmax(1).tolist()] for k in heads}
             ip = torch.sigmoid(ihead(h)).numpy() if vocab else np.zeros((len(Z), 0))
-        out = []
-        for r in range(len(Z)):
-            d = {k: v[r] for k, v in cols.items()}
-            d["interests"] = [vocab[j] for j in np.argsort(-ip[r])[:2]] if vocab else []
-            out.append({t.id: d[t.id] for t in schema_tags()})
-        return out
+        return _answers(cols, ip, vocab)
     return predict
+
+# %% ../nbs/06_baselines.ipynb #7f8a9b0c
+def training_users(prof, pseudo_labels: bool = True) -> pd.DataFrame:
+    """Training users in user-id order: user_id, mub_text, gold (JSON), and legacy pseudo-labels `labels` (JSON) when
+    `pseudo_labels`."""
+    users = load_mub(prof.stage_dir("semantize"), ["user_id", "mub_text"]).merge(
+        load_simulation(prof.stage_dir("simulate"), "personas", ["user_id", "gold"]), on="user_id")
+    if pseudo_labels: users = users.merge(load_pseudo_labels(prof.stage_dir("baselines")), on="user_id")
+    return users.sort_values("user_id").reset_index(drop=True)
+
+def load_pseudo_labels(directory: str | Path) -> pd.DataFrame:
+    """The legacy labeller's pseudo-labels of every training user (user_id, labels as JSON), from a complete baselines
+    directory."""
+    verify_stage(directory, "usergpt-reproduce --stages baselines")
+    return pd.read_parquet(Path(directory) / "pseudo_labels.parquet")
+
+def load_predictions(directory: str | Path) -> pd.DataFrame:
+    """Every baseline's answer for every benchmark user (system, split, user_id, prediction as JSON), from a complete
+    baselines directory."""
+    verify_stage(directory, "usergpt-reproduce --stages baselines")
+    return pd.read_parquet(Path(directory) / "predictions.parquet")
+
+# %% ../nbs/06_baselines.ipynb #8a9b0c1d
+def baseline_systems(texts: list[str], labels: dict[str, list[dict]], main: str, seed: int, cfg) -> dict:
+    """name -> predictor: the legacy rules, then majority, logreg and the DNN per label source (the non-`main` source's
+    names suffixed)."""
+    systems = {"legacy_rules": lambda new: [legacy_labels(t) for t in new]}
+    for src in (main, *[s for s in LABEL_SOURCES if s != main]):
+        suffix = "" if src == main else f"_{src}"
+        systems[f"majority{suffix}"] = majority_predictor(labels[src])
+        systems[f"logreg{suffix}"] = logreg_predictor(texts, labels[src], seed)
+        systems[f"dnn{suffix}"] = dnn_predictor(texts, labels[src], seed, cfg.dnn_epochs, cfg.dnn_hidden)
+    return systems
+
+def score_predictions(predictions: pd.DataFrame, bench: dict[str, pd.DataFrame], schema) -> dict:
+    "system -> split -> tag scores of one-answer-per-user predictions, on exactly the users of `bench`."
+    out = {}
+    for name, g in predictions.groupby("system", sort=False):
+        out[name] = {}
+        for split, df in bench.items():
+            pred = g[g.split == split].set_index("user_id").prediction
+            out[name][split] = tag_scores(correctness([[json.loads(pred[u])] for u in df.user_id],
+                                                      [json.loads(x) for x in df.gold], schema)[0], schema)
+    return out
+
+def baselines_stage(prof) -> pd.DataFrame:
+    """Pseudo-label the training users, train every baseline and predict every bench user into
+    `runs/<profile>/baselines/`; returns the predictions."""
+    from usergpt.bench import load_bench_stage
+    users = training_users(prof, pseudo_labels=False)
+    legacy = [legacy_labels(t) for t in users.mub_text]
+    labels = {"legacy": legacy, "gold": [json.loads(g) for g in users.gold]}
+    systems = baseline_systems(list(users.mub_text), labels, prof.baselines.label_source, prof.seed, prof.baselines)
+    bench = load_bench_stage(prof.stage_dir("bench"))
+    answers = lambda predict, df: [json.dumps(p, sort_keys=True) for p in predict(list(df.mub_text))]
+    rows = [pd.DataFrame(dict(system=name, split=split, user_id=df.user_id, prediction=answers(predict, df)))
+            for name, predict in systems.items() for split, df in bench.items()]
+    predictions = pd.concat(rows, ignore_index=True)
+    with stage_output(prof.stage_dir("baselines")) as out:
+        pd.DataFrame({"user_id": users.user_id,
+                      "labels": [json.dumps(l, sort_keys=True)
+                                 for l in legacy]}).to_parquet(out / "pseudo_labels.parquet", index=False)
+        predictions.to_parquet(out / "predictions.parquet", index=False)
+        write_manifest(out, "baselines", prof.name, prof.seed, prof.baselines,
+                       {"train_users": len(users), "predictions": len(predictions)},
+                       inputs={s: verify_stage(prof.stage_dir(s))["content_hash"]
+                               for s in ("simulate", "semantize", "bench")})
+    return predictions

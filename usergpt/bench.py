@@ -1,4 +1,4 @@
-"""The holistic persona reasoning benchmark: held-out simulated users, stratified by difficulty and by gender × age band, in-domain and out-of-distribution, frozen with checksums.
+"""The holistic persona reasoning benchmark: held-out users, stratified, in-domain and OOD, frozen with checksums.
 
 Docs: https://usergpt.github.io/usergpt/bench.html.md"""
 
@@ -7,25 +7,22 @@ Docs: https://usergpt.github.io/usergpt/bench.html.md"""
 # %% ../nbs/05_bench.ipynb #32bdb33d
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
-import sys
 import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from fastcore.script import call_parse
 
-from .config import (BenchConfig, ConfigError, SemantizeConfig, SimulateConfig, StageReport, derive_seed, file_sha256,
-                            load_profile, markdown_table, write_json, write_manifest)
-from .knowledge import data_path, load_knowledge_base
+from .config import (ConfigError, SemantizeConfig, SimulateConfig, cli, derive_seed, file_sha256,
+                            stage_output,
+                            verify_stage, write_json, write_manifest)
+from .knowledge import data_path
 
 # %% auto #0
-__all__ = ['FROZEN_USERS', 'BENCH_DIR_NAME', 'TRAIN_PREFIX', 'split_configs', 'stratified_pick', 'assert_disjoint_from_training',
-           'build_split', 'build_bench', 'frozen_dir', 'verify_bench', 'load_bench', 'bench_cli']
+__all__ = ['FROZEN_USERS', 'BENCH_DIR_NAME', 'TRAIN_PREFIX', 'SPLITS', 'split_configs', 'stratified_pick',
+           'assert_disjoint_from_training', 'build_split', 'build_bench', 'frozen_dir', 'verify_bench', 'load_bench',
+           'bench_stage', 'load_bench_stage', 'bench_cli']
 
 # %% ../nbs/05_bench.ipynb #ff693a42
 FROZEN_USERS = 300                   # users per frozen split
@@ -38,14 +35,16 @@ def split_configs(n_pool: int) -> dict[str, SimulateConfig]:
     return {"in_domain": replace(base, id_prefix="b"),
             "ood": replace(base, id_prefix="o", city_pool="ood", calendar="shifted", horizon_months=30,
                            misclick_rate=2 * base.misclick_rate, shared_account_rate=2 * base.shared_account_rate,
-                           gift_rate=2 * base.gift_rate, marketing_rate=2 * base.marketing_rate, pii_rate=2 * base.pii_rate)}
+                           gift_rate=2 * base.gift_rate, marketing_rate=2 * base.marketing_rate,
+                           pii_rate=2 * base.pii_rate)}
 
 def stratified_pick(personas: pd.DataFrame, n: int) -> list[str]:
     "n user ids, round-robin over the strata difficulty x gender x age band (deterministic)."
     gold = personas.gold.map(json.loads)
     strata = pd.DataFrame({"user_id": personas.user_id, "difficulty": personas.difficulty,
                            "gender": gold.map(lambda g: g["gender"]), "age_band": gold.map(lambda g: g["age_band"])})
-    groups = [list(g.sort_values("user_id").user_id) for _, g in strata.groupby(["difficulty", "gender", "age_band"], sort=True)]
+    groups = [list(g.sort_values("user_id").user_id) for _,
+              g in strata.groupby(["difficulty", "gender", "age_band"], sort=True)]
     picked, i = [], 0
     while len(picked) < min(n, len(strata)):
         for g in groups:
@@ -69,7 +68,8 @@ def build_split(split: str, n: int, seed: int, work: Path) -> pd.DataFrame:
     from usergpt.simulate import simulate
     sim_cfg = split_configs(3 * n)[split]
     simulate(sim_cfg, seed, work / split / "simulate", progress=False)
-    semantize(work / split / "simulate" / "events", work / split / "semantize", SemantizeConfig(as_of=""), progress=False)
+    semantize(work / split / "simulate" / "events", work / split / "semantize", SemantizeConfig(as_of=""),
+              progress=False)
     personas = pd.read_parquet(work / split / "simulate" / "personas")
     refs = pd.read_parquet(work / split / "simulate" / "references")
     mub = pd.read_parquet(work / split / "semantize" / "mub", columns=["user_id", "mub_text", "n_lines"])
@@ -79,8 +79,9 @@ def build_split(split: str, n: int, seed: int, work: Path) -> pd.DataFrame:
     table = personas.assign(gender=gold.map(lambda g: g["gender"]), age_band=gold.map(lambda g: g["age_band"])) \
         .merge(refs, on="user_id").merge(mub, on="user_id")
     table = table[table.user_id.isin(ids)].sort_values("user_id")
-    return table.assign(split=split)[["user_id", "split", "difficulty", "difficulty_score", "gender", "age_band", "n_events",
-                                      "n_life_events", "noise_share", "gold", "reference_summary", "mub_text", "n_lines", "timeline"]].reset_index(drop=True)
+    columns = ["user_id", "split", "difficulty", "difficulty_score", "gender", "age_band", "n_events", "n_life_events",
+               "noise_share", "gold", "reference_summary", "mub_text", "n_lines", "timeline"]
+    return table.assign(split=split)[columns].reset_index(drop=True)
 
 # %% ../nbs/05_bench.ipynb #4e0f51c1
 def build_bench(out_dir: str | Path, n: int = FROZEN_USERS, seed: int = 0) -> dict:
@@ -88,10 +89,12 @@ def build_bench(out_dir: str | Path, n: int = FROZEN_USERS, seed: int = 0) -> di
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         for split in ("in_domain", "ood"):
-            build_split(split, n, seed, Path(work)).to_parquet(out / f"{split}.parquet", index=False, compression="zstd")
+            table = build_split(split, n, seed, Path(work))
+            table.to_parquet(out / f"{split}.parquet", index=False, compression="zstd")
     sums = {f"{s}.parquet": file_sha256(out / f"{s}.parquet") for s in ("in_domain", "ood")}
     write_json(out / "checksums.json", sums)
-    write_json(out / "README.json", dict(users_per_split=n, seed=seed, splits={k: asdict(v) for k, v in split_configs(3 * n).items()},
+    write_json(out / "README.json",
+               dict(users_per_split=n, seed=seed, splits={k: asdict(v) for k, v in split_configs(3 * n).items()},
                                          pool="3 x users, round-robin over difficulty x gender x age band",
                                          semantize=asdict(SemantizeConfig(as_of=""))))
     return sums
@@ -102,12 +105,15 @@ def verify_bench(directory: str | Path | None = None) -> dict:
     "Check the frozen files against checksums.json; raise naming the file that differs."
     d = Path(directory) if directory else frozen_dir()
     sums_path = d / "checksums.json"
-    if not sums_path.is_file(): raise ConfigError(f"{sums_path} missing: build the benchmark with `usergpt-bench --build`")
+    if not sums_path.is_file():
+        raise ConfigError(f"{sums_path} missing: build the benchmark with `usergpt-bench --build`")
     sums = json.loads(sums_path.read_text())
     for name, expected in sums.items():
         if not (d / name).is_file(): raise ConfigError(f"{d / name} missing")
         got = file_sha256(d / name)
-        if got != expected: raise ConfigError(f"{d / name}: checksum {got[:12]} differs from checksums.json {expected[:12]}: the frozen benchmark was changed")
+        if got != expected:
+            raise ConfigError(f"{d / name}: checksum {got[:12]} differs from checksums.json {expected[:12]}: "
+                              "the frozen benchmark was changed")
     return sums
 
 def load_bench(split: str, n: int | None = None, directory: str | Path | None = None) -> pd.DataFrame:
@@ -121,20 +127,44 @@ def load_bench(split: str, n: int | None = None, directory: str | Path | None = 
     return df
 
 # %% ../nbs/05_bench.ipynb #8bd9140a
-@call_parse
+SPLITS = ("in_domain", "ood")
+
+def bench_stage(prof) -> dict[str, pd.DataFrame]:
+    """Write the profile's stratified subset of each verified frozen split into `runs/<profile>/bench/`; returns the
+    splits."""
+    cfg = prof.bench
+    sums = verify_bench()
+    splits = {"in_domain": load_bench("in_domain", cfg.in_domain_users), "ood": load_bench("ood", cfg.ood_users)}
+    with stage_output(prof.stage_dir("bench")) as out:
+        for name, df in splits.items(): df.to_parquet(out / f"{name}.parquet", index=False)
+        write_manifest(out, "bench", prof.name, prof.seed, cfg, {k: len(v) for k, v in splits.items()},
+                       frozen_checksums=sums)
+    return splits
+
+def load_bench_stage(directory: str | Path, users: int = 0) -> dict[str, pd.DataFrame]:
+    """Each split of a complete bench stage directory (verified), or its nested stratified subset of `users` users per
+    split (0 = all)."""
+    verify_stage(directory, "usergpt-reproduce --stages bench")
+    splits = {s: pd.read_parquet(Path(directory) / f"{s}.parquet") for s in SPLITS}
+    if users: splits = {s: df[df.user_id.isin(stratified_pick(df, users))].reset_index(drop=True) for s,
+                        df in splits.items()}
+    return splits
+
+# %% ../nbs/05_bench.ipynb #3b4c5d6e
+@cli
 def bench_cli(build: str = None,  # rebuild the benchmark into this directory
-              users: int = FROZEN_USERS,  # users per split when building
+              users: int = FROZEN_USERS,  # users per split when building (at least 1)
               seed: int = 0,  # master seed when building
               ):
     "Verify the frozen HPR-Bench, or rebuild it."
-    try:
-        if build:
-            sums = build_bench(build, users, seed)
-            try: same = sums == json.loads((frozen_dir() / "checksums.json").read_text())
-            except FileNotFoundError: same = False
-            print(f"built {build}: {sums}; {'identical to' if same else 'differs from'} the frozen benchmark")
-        else:
-            sums = verify_bench()
-            print(f"HPR-Bench verified: {', '.join(f'{k} {v[:12]}' for k, v in sums.items())}")
-    except ConfigError as e:
-        print(f"usergpt-bench: {e}", file=sys.stderr); sys.exit(1)
+    if not build:
+        sums = verify_bench()
+        print(f"HPR-Bench verified: {', '.join(f'{k} {v[:12]}' for k, v in sums.items())}")
+        return
+    if users < 1: raise ConfigError(f"--users must be at least 1, got {users}")
+    if Path(build).exists() and not Path(build).is_dir():
+        raise ConfigError(f"--build {build}: exists and is not a directory")
+    sums = build_bench(build, users, seed)
+    try: same = sums == json.loads((frozen_dir() / "checksums.json").read_text())
+    except FileNotFoundError: same = False
+    print(f"built {build}: {sums}; {'identical to' if same else 'differs from'} the frozen benchmark")

@@ -1,4 +1,4 @@
-"""Run profiles from settings.ini as typed dataclasses, paths, seeding, atomic writes and artifact manifests.
+"""Typed, checked run profiles from settings.ini; seeds; atomic files and stage directories; manifests; the CLI plumbing.
 
 Docs: https://usergpt.github.io/usergpt/config.html.md"""
 
@@ -9,30 +9,78 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import datetime as dt
+import functools
 import hashlib
+import inspect
 import json
+import math
 import os
 import random
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Literal, get_args, get_origin, get_type_hints
 
 import numpy as np
 
 # %% auto #0
-__all__ = ['STAGE_CONFIGS', 'MANIFEST', 'ConfigError', 'SimulateConfig', 'SemantizeConfig', 'BenchConfig', 'BaselinesConfig',
+__all__ = ['LORA_MODULES', 'LABEL_SOURCES', 'STAGE_CONFIGS', 'DEFAULT_SCOPE', 'MANIFEST', 'ConfigError', 'FieldError', 'at_least',
+           'a_rate', 'one_of', 'check_types', 'SimulateConfig', 'SemantizeConfig', 'BenchConfig', 'BaselinesConfig',
            'TrainConfig', 'EvaluateConfig', 'Profile', 'find_settings', 'load_profile', 'derive_seed',
-           'seed_everything', 'atomic_write_bytes', 'atomic_write_text', 'write_json', 'file_sha256',
-           'files_content_hash', 'dir_content_hash', 'git_sha', 'package_versions', 'write_manifest', 'read_manifest',
-           'markdown_table', 'StageReport']
+           'seed_everything', 'atomic_write_bytes', 'atomic_write_text', 'plain', 'write_json', 'file_sha256',
+           'files_content_hash', 'scoped_files', 'dir_content_hash', 'git_sha', 'package_versions', 'write_manifest',
+           'read_manifest', 'StageOutputError', 'recover_stage_dir', 'stage_output', 'invalidated', 'verify_stage',
+           'run_cli', 'cli', 'markdown_table', 'StageReport']
 
 # %% ../nbs/00_config.ipynb #a2b4f219
 class ConfigError(ValueError):
-    "A settings file, profile or key that cannot be used; the message says where and what to do."
+    "A settings file, profile, key or input that cannot be used; the message says where and what to do."
+
+class FieldError(ConfigError):
+    "A setting outside its range or choices; `load_profile` adds the file, profile and key."
+    def __init__(self, name: str, message: str):
+        super().__init__(f"{name}: {message}")
+        self.name, self.message = name, message
+
+# %% ../nbs/00_config.ipynb #8c1d2e3f
+def at_least(cfg, lo: float, *names: str) -> None:
+    "Each named field of `cfg` is a number ≥ `lo`."
+    for n in names:
+        v = getattr(cfg, n)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < lo:
+            raise FieldError(n, f"must be a number ≥ {lo:g}, got {v!r}")
+
+def a_rate(cfg, *names: str) -> None:
+    "Each named field of `cfg` is a rate in [0, 1]."
+    for n in names:
+        v = getattr(cfg, n)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            raise FieldError(n, f"must be a rate in [0, 1], got {v!r}")
+
+def one_of(name: str, value: Any, choices) -> None:
+    "`value` (or every item of a list `value`) is one of `choices`."
+    items = value if isinstance(value, list) else [value]
+    bad = [v for v in items if v not in choices]
+    if bad or (isinstance(value, list) and not value):
+        raise FieldError(name, f"must be {'a non-empty list of ' if isinstance(value, list) else ''}one of "
+                               f"{', '.join(map(str, choices))}; got {value!r}")
+
+def check_types(cfg) -> None:
+    "Every `Literal` field holds one of its values and every `list[...]` field is a list."
+    hints = get_type_hints(type(cfg))
+    for f in fields(cfg):
+        typ, value = hints[f.name], getattr(cfg, f.name)
+        if get_origin(typ) is Literal: one_of(f.name, value, get_args(typ))
+        elif get_origin(typ) is list and not isinstance(value, list):
+            raise FieldError(f.name, f"must be a list, got {value!r}")
 
 # %% ../nbs/00_config.ipynb #a67a14af
 @dataclass
@@ -40,14 +88,14 @@ class SimulateConfig:
     "Settings of the User Behaviour Simulation Engine."
     n_users: int = 40                 # simulated users
     horizon_months: int = 6           # months of history per user, ending at `end_date`
-    end_date: str = "2026-06-30"      # the day every history ends; gold tags hold on this day
+    end_date: str = "2026-06-30"      # the day every history ends (ISO date); gold tags hold on this day
     id_prefix: str = "u"              # user ids are f"{id_prefix}{index:06d}"; other prefixes give disjoint users
-    city_pool: str = "train"          # cities users live in: train | ood | all (see data/cities.yaml)
-    calendar: str = "default"         # festival calendar from data/calendar.yaml
+    city_pool: Literal["train", "ood", "all"] = "train"  # cities users live in (see data/cities.yaml)
+    calendar: str = "default"         # festival calendar: a name in data/calendar.yaml
     activity_scale: float = 1.0       # multiplies every platform's session rate
     misclick_rate: float = 0.04       # share of click events that are mis-clicks (random category)
     shared_account_rate: float = 0.1  # share of users whose account a second person also uses
-    shared_account_share: float = 0.25  # share of a shared account's sessions that belong to the second person
+    shared_account_share: float = 0.25  # share of a shared account's sessions that belong to the second person (< 1)
     gift_rate: float = 0.04           # share of purchases/orders bought as gifts (category unrelated to the persona)
     marketing_rate: float = 0.05      # share of e-commerce titles carrying misleading audience words
     pii_rate: float = 0.02            # share of search queries containing a phone, email, ID number or address
@@ -55,6 +103,22 @@ class SimulateConfig:
     users_per_shard: int = 250        # users per output Parquet file
     workers: int = 1                  # local processes
     benchmark_users: int = 20         # users in the throughput benchmark (0 = skip it)
+
+    def __post_init__(self):
+        check_types(self)
+        at_least(self, 1, "n_users", "horizon_months", "users_per_shard", "workers")
+        at_least(self, 0, "benchmark_users")
+        a_rate(self, "misclick_rate", "shared_account_rate", "gift_rate", "marketing_rate", "pii_rate", "drift_rate")
+        if not 0 <= self.shared_account_share < 1:
+            raise FieldError("shared_account_share", f"must be in [0, 1), got {self.shared_account_share!r}")
+        if not self.activity_scale > 0: raise FieldError("activity_scale", f"must be > 0, got {self.activity_scale!r}")
+        if not self.id_prefix.isalnum():
+            raise FieldError("id_prefix", f"must be letters or digits, got {self.id_prefix!r}")
+        try: dt.date.fromisoformat(self.end_date)
+        except ValueError: raise FieldError("end_date",
+                                            f"must be an ISO date such as 2026-06-30, got {self.end_date!r}") from None
+        from usergpt.knowledge import calendar_names  # the calendars are data
+        one_of("calendar", self.calendar, calendar_names())
 
 # %% ../nbs/00_config.ipynb #10a04cfa
 @dataclass
@@ -64,7 +128,8 @@ class SemantizeConfig:
     year_days: int = 365              # history older than this is kept at year grain
     top_k: int = 8                    # categories kept per source and time slice (salience = frequency)
     max_entities: int = 4             # entities listed per MUB line
-    high_impact: str = "purchase,order,book,visit"  # actions kept outside the recent window
+    high_impact: list[str] = field(default_factory=lambda: ["purchase", "order", "book",
+                                                            "visit"])  # actions kept outside the recent window
     as_of: str = "2026-07-01"         # events after this instant are quarantined as future ("" = the run's clock)
     max_entity_chars: int = 512       # longer entity strings are quarantined
     repeat_seconds: int = 1800        # identical consecutive events within this gap collapse into one
@@ -72,6 +137,22 @@ class SemantizeConfig:
     batch_rows: int = 65536           # rows read per batch
     sample_users: int = 40            # users whose raw tokens are counted and curves drawn
     benchmark_users: int = 40         # users in the throughput benchmark (0 skips it)
+    categories: bool = False          # lines show their slice's categories, then entities; repeats fold into `×n`
+    max_tokens: int = 0               # token budget of one MUB (reference WordPiece tokens), coarse to fine (0: none)
+
+    def __post_init__(self):
+        check_types(self)
+        if self.max_tokens and self.max_tokens < 32:
+            raise FieldError("max_tokens", f"must be 0 (no budget) or at least 32, got {self.max_tokens}")
+        at_least(self, 1, "recent_days", "top_k", "max_entities", "max_entity_chars", "bucket_rows", "batch_rows",
+                 "sample_users")
+        at_least(self, 0, "repeat_seconds", "benchmark_users")
+        if self.year_days <= self.recent_days:
+            raise FieldError("year_days", f"must exceed recent_days ({self.recent_days}), got {self.year_days!r}")
+        if self.as_of:
+            try: dt.datetime.fromisoformat(self.as_of)
+            except ValueError: raise FieldError("as_of",
+                                                f"must be empty or an ISO date/time, got {self.as_of!r}") from None
 
 # %% ../nbs/00_config.ipynb #977fe000
 @dataclass
@@ -80,29 +161,42 @@ class BenchConfig:
     in_domain_users: int = 40         # users of the frozen in-domain split (300 in all)
     ood_users: int = 40               # users of the frozen out-of-distribution split (300 in all)
 
+    def __post_init__(self):
+        at_least(self, 1, "in_domain_users", "ood_users")
+        for n in ("in_domain_users", "ood_users"):
+            if getattr(self, n) > 300: raise FieldError(n, f"the frozen split has 300 users, got {getattr(self, n)}")
+
 @dataclass
 class BaselinesConfig:
     "Settings of the legacy labeller and the discriminative baselines."
-    label_source: str = "legacy"      # labels trained baselines learn from: legacy (pseudo-labels, as the paper) or gold
+    label_source: Literal["legacy",
+                          # labels trained baselines learn from: legacy pseudo-labels (the paper) or gold
+                          "gold"] = "legacy"
     dnn_epochs: int = 30              # DNN training epochs
     dnn_hidden: int = 256             # DNN hidden width
 
+    def __post_init__(self): check_types(self); at_least(self, 1, "dnn_epochs", "dnn_hidden")
+
 # %% ../nbs/00_config.ipynb #f0e6897e
+# legacy: the rule labeller's pseudo-labels (the paper's setting); gold: the upper bound
+LORA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # a block's linear layers
+LABEL_SOURCES = ("legacy", "gold")
+
 @dataclass
 class TrainConfig:
     "Settings of model training: the backbone, Stage-0 semantic pretraining and SFT v0."
     model_path: str = ""              # a local Hugging Face causal-LM directory; "" builds the tiny Qwen model below
     vocab_size: int = 4096            # tiny model: BPE vocabulary trained on the training users' MUB and targets
     tokenizer_users: int = 500        # tiny model: users whose MUB and targets train the tokenizer
-    hidden_size: int = 64             # tiny model: width
+    hidden_size: int = 64             # tiny model: width (a multiple of num_heads)
     num_layers: int = 2               # tiny model: transformer blocks
-    num_heads: int = 4                # tiny model: attention heads
+    num_heads: int = 4                # tiny model: attention heads (a multiple of num_kv_heads)
     num_kv_heads: int = 2             # tiny model: key/value heads (grouped-query attention)
     intermediate_size: int = 128      # tiny model: MLP width
     max_prompt_tokens: int = 384      # prompt budget; the oldest MUB lines are dropped first to fit
-    list_tag_values: bool = False     # the prompt lists every tag's values (true for pretrained LLMs; false: a compact prompt for models trained from scratch)
+    list_tag_values: bool = False     # the prompt lists every tag's values (pretrained LLMs need them; tiny ones not)
     rationale_items: int = 6          # evidence items cited in the rule-generated <think> rationale
-    pretrain_steps: int = 10          # Stage 0 optimizer steps on packed MUB text (0 skips it; always skipped for model_path)
+    pretrain_steps: int = 10          # Stage 0 optimizer steps on packed MUB text (0 skips it, as does model_path)
     pretrain_seq_len: int = 512       # Stage 0 packed sequence length
     pretrain_lr: float = 1e-3         # Stage 0 peak learning rate
     sft_steps: int = 10               # SFT v0 optimizer steps per label source
@@ -110,37 +204,63 @@ class TrainConfig:
     batch_size: int = 4               # sequences per optimizer step and device
     grad_accum: int = 1               # gradient accumulation steps
     warmup_steps: int = 2             # linear warm-up before cosine decay
-    label_sources: str = "legacy,gold"  # SFT targets: legacy (pseudo-labels, the paper's setting) and/or gold (upper bound)
+    label_sources: list[str] = field(default_factory=lambda: list(LABEL_SOURCES))  # SFT targets: legacy and/or gold
     train_users: int = 0              # training users used for SFT (0 = all simulated users)
-    lora_rank: int = 0                # LoRA rank (0 = full fine-tuning; the paper profile uses LoRA on a real checkpoint)
+    lora_rank: int = 0                # LoRA rank (0 = full fine-tuning; the paper profile adapts a real checkpoint)
     lora_alpha: int = 32              # LoRA scaling numerator
-    lora_target_modules: str = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"  # modules LoRA adapts
+    lora_target_modules: list[str] = field(default_factory=lambda: list(LORA_MODULES))  # modules LoRA adapts
     save_steps: int = 5               # checkpoint every this many steps (training resumes from the last one)
     logging_steps: int = 1            # log loss every this many steps
-    wandb: str = "disabled"           # wandb mode: offline (default for real runs) | online | disabled
+    wandb: Literal["offline", "online", "disabled"] = "disabled"  # wandb mode (offline for real runs)
     threads: int = 0                  # torch CPU threads (0 = all cores)
 
+    def __post_init__(self):
+        check_types(self)
+        one_of("label_sources", self.label_sources, LABEL_SOURCES)
+        at_least(self, 1, "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "batch_size",
+                 "grad_accum",
+                 "save_steps", "logging_steps", "rationale_items", "tokenizer_users")
+        at_least(self, 0, "pretrain_steps", "sft_steps", "warmup_steps", "train_users", "lora_rank", "threads")
+        at_least(self, 300, "vocab_size")
+        at_least(self, 64, "max_prompt_tokens", "pretrain_seq_len")
+        for n in ("pretrain_lr", "sft_lr"):
+            if not getattr(self, n) > 0: raise FieldError(n, f"must be > 0, got {getattr(self, n)!r}")
+        if self.hidden_size % self.num_heads:
+            raise FieldError("hidden_size", f"must be a multiple of num_heads ({self.num_heads})")
+        if self.num_heads % self.num_kv_heads:
+            raise FieldError("num_heads", f"must be a multiple of num_kv_heads ({self.num_kv_heads})")
+
+# %% ../nbs/00_config.ipynb #b1c2d3e4
 @dataclass
 class EvaluateConfig:
     "Settings of the model evaluation on HPR-Bench."
-    backend: str = "hf"               # generation backend: hf (transformers, CPU or GPU) | vllm (GPU only)
+    backend: Literal["hf", "vllm"] = "hf"  # generation backend: hf (transformers, CPU or GPU) | vllm (GPU only)
     samples: int = 10                 # samples per question (Avg@k / Pass@k with k = samples)
-    temperature: float = 0.7          # sampling temperature
-    top_p: float = 0.9                # nucleus sampling
+    temperature: float = 0.7          # sampling temperature (0 = greedy)
+    top_p: float = 0.9                # nucleus sampling, in (0, 1]
     max_new_tokens: int = 48          # generation budget per sample
     batch_users: int = 20             # users per generation batch (each expands to `samples` sequences)
-    users: int = 0                    # users per bench split the models are scored on: a nested stratified subset (0 = all the bench stage has)
+    users: int = 0                    # users per bench split the models answer: a nested stratified subset (0 = all)
     include_untrained: bool = True    # also score the backbone before training (row `untrained`)
 
+    def __post_init__(self):
+        check_types(self)
+        at_least(self, 1, "samples", "max_new_tokens", "batch_users")
+        at_least(self, 0, "temperature", "users")
+        if not 0 < self.top_p <= 1: raise FieldError("top_p", f"must be in (0, 1], got {self.top_p!r}")
+
+# %% ../nbs/00_config.ipynb #e4f5a6b7
 STAGE_CONFIGS: dict[str, type] = {"simulate": SimulateConfig, "semantize": SemantizeConfig, "bench": BenchConfig,
-                                  "baselines": BaselinesConfig, "train": TrainConfig, "evaluate": EvaluateConfig}  # INI namespace -> config dataclass
+                                  # INI namespace -> config dataclass
+                                  "baselines": BaselinesConfig, "train": TrainConfig, "evaluate": EvaluateConfig}
 
 @dataclass
 class Profile:
     "One run profile: seed, stage list, paths and every stage's settings."
     name: str                         # settings.ini section
     seed: int = 0                     # master seed; every stage derives its randomness from it
-    stages: list[str] = field(default_factory=lambda: ["knowledge", "simulate", "semantize", "bench", "baselines", "train", "evaluate"])  # pipeline stages, in order
+    stages: list[str] = field(default_factory=lambda: ["knowledge", "simulate", "semantize", "bench", "baselines",
+                                                       "train", "evaluate"])  # pipeline stages, in order
     root: Path = Path(".")            # project root: runs/ and reports/ live under it
     simulate: SimulateConfig = field(default_factory=SimulateConfig)  # simulator settings
     semantize: SemantizeConfig = field(default_factory=SemantizeConfig)  # semantization settings
@@ -177,8 +297,8 @@ def find_settings(start: str | Path | None = None) -> Path:
 
 # %% ../nbs/00_config.ipynb #12c0cf19
 def _coerce(value: str, typ: Any, where: str) -> Any:
-    "Parse an INI string into the dataclass field's type."
-    typ = {"int": int, "float": float, "str": str, "bool": bool}.get(typ, typ) if isinstance(typ, str) else typ
+    """Parse an INI string into a field's type: int, float, bool, str, a Literal of strings or a comma-separated
+    list[str]."""
     try:
         if typ is bool:
             low = value.strip().lower()
@@ -187,6 +307,7 @@ def _coerce(value: str, typ: Any, where: str) -> Any:
             raise ValueError(value)
         if typ is int: return int(value)
         if typ is float: return float(value)
+        if get_origin(typ) is list: return [s.strip() for s in value.split(",") if s.strip()]
         return value.strip()
     except ValueError:
         raise ConfigError(f"{where}: cannot read {value!r} as {getattr(typ, '__name__', typ)}") from None
@@ -202,34 +323,40 @@ def _read_ini(path: Path) -> configparser.ConfigParser:
     return parser
 
 # %% ../nbs/00_config.ipynb #6dea5355
+def _stage_config(cls: type, values: dict[str, str], where: str) -> Any:
+    "Build one stage's config from its INI strings (`values`: field -> text); errors name the key."
+    hints = get_type_hints(cls)
+    ns = next(k for k, v in STAGE_CONFIGS.items() if v is cls)
+    typed = {}
+    for key, text in values.items():
+        if key not in hints: raise ConfigError(f"{where} {ns}.{key}: unknown key; {ns} keys are: {', '.join(hints)}")
+        typed[key] = _coerce(text, hints[key], f"{where} {ns}.{key}")
+    try: return cls(**typed)
+    except FieldError as e: raise ConfigError(f"{where} {ns}.{e.name}: {e.message}") from None
+
 def load_profile(name: str,  # settings.ini section, e.g. smoke, cpu, paper
                  settings: str | Path | None = None,  # path to settings.ini (default: found from cwd)
                  root: str | Path | None = None,  # where runs/ and reports/ go (default: the settings file's directory)
                  ) -> Profile:
-    "Load profile `name` from settings.ini into typed dataclasses."
+    "Load profile `name` from settings.ini into typed, checked dataclasses."
     path = Path(settings) if settings else find_settings()
     if not path.is_file(): raise ConfigError(f"settings file {path} does not exist")
     parser = _read_ini(path)
     if not parser.has_section(name):
         raise ConfigError(f"{path}: no profile [{name}]; profiles here: {', '.join(parser.sections())}")
-    section = parser[name]
-    stage_values: dict[str, dict[str, Any]] = {k: {} for k in STAGE_CONFIGS}
+    where = f"{path} [{name}]"
+    values: dict[str, dict[str, str]] = {k: {} for k in STAGE_CONFIGS}
     top: dict[str, Any] = {}
-    for key, value in section.items():
-        where = f"{path} [{name}] {key}"
-        if "." in key:
-            ns, fname = key.split(".", 1)
-            if ns not in STAGE_CONFIGS:
-                raise ConfigError(f"{where}: unknown stage namespace {ns!r}; known: {', '.join(STAGE_CONFIGS)}")
-            ftypes = {f.name: f.type for f in fields(STAGE_CONFIGS[ns])}
-            if fname not in ftypes:
-                raise ConfigError(f"{where}: unknown key; {ns} keys are: {', '.join(ftypes)}")
-            stage_values[ns][fname] = _coerce(value, ftypes[fname], where)
-        elif key == "seed": top["seed"] = _coerce(value, int, where)
-        elif key == "stages": top["stages"] = [s.strip() for s in value.split(",") if s.strip()]
-        else: raise ConfigError(f"{where}: unknown key; top-level keys are seed, stages, and <stage>.<field>")
-    stage_cfgs = {ns: cls(**stage_values[ns]) for ns, cls in STAGE_CONFIGS.items()}
-    return Profile(name=name, root=Path(root) if root else path.parent, **top, **stage_cfgs)
+    for key, value in parser[name].items():
+        ns, _, fname = key.partition(".")
+        if fname and ns in STAGE_CONFIGS: values[ns][fname] = value
+        elif fname:
+            raise ConfigError(f"{where} {key}: unknown stage namespace {ns!r}; known: {', '.join(STAGE_CONFIGS)}")
+        elif key == "seed": top["seed"] = _coerce(value, int, f"{where} seed")
+        elif key == "stages": top["stages"] = _coerce(value, list[str], f"{where} stages")
+        else: raise ConfigError(f"{where} {key}: unknown key; top-level keys are seed, stages, and <stage>.<field>")
+    configs = {ns: _stage_config(cls, values[ns], where) for ns, cls in STAGE_CONFIGS.items()}
+    return Profile(name=name, root=Path(root) if root else path.parent, **top, **configs)
 
 # %% ../nbs/00_config.ipynb #bf913b70
 def derive_seed(seed: int, *keys: object) -> int:
@@ -266,9 +393,20 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     "Write UTF-8 `text` to `path` atomically."
     return atomic_write_bytes(path, text.encode("utf-8"))
 
+# %% ../nbs/00_config.ipynb #b7c8d9e0
+def plain(obj: Any) -> Any:
+    "`obj` as strict-JSON data: NaN/inf -> None, numpy scalars and arrays -> Python, tuples -> lists, paths -> str."
+    if isinstance(obj, dict): return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)): return [plain(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)): return bool(obj)
+    if isinstance(obj, (int, np.integer)): return int(obj)
+    if isinstance(obj, (float, np.floating)): return float(obj) if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, str): return obj
+    return str(obj)
+
 def write_json(path: str | Path, obj: Any) -> Path:
-    "Write `obj` as sorted, indented JSON atomically (byte-stable for equal content)."
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    "Write `obj` as strict, sorted, indented JSON atomically (byte-stable for equal content; NaN becomes null)."
+    return atomic_write_text(path, json.dumps(plain(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 # %% ../nbs/00_config.ipynb #7bf0b615
 def file_sha256(path: str | Path) -> str:
@@ -286,11 +424,22 @@ def files_content_hash(files: list[Path], root: str | Path) -> str:
         h.update(p.relative_to(root).as_posix().encode() + b"\0" + file_sha256(p).encode() + b"\n")
     return h.hexdigest()
 
-def dir_content_hash(directory: str | Path, exclude: tuple[str, ...] = ("manifest.json", "report")) -> str:
-    "SHA-256 over the relative paths and bytes of every artifact file under `directory` (sorted); names in `exclude` (files or folders) and hidden files are left out."
-    directory = Path(directory)
-    keep = lambda q: q.is_file() and not q.name.startswith(".") and not set(q.relative_to(directory).parts) & set(exclude)
-    return files_content_hash([q for q in directory.rglob("*") if keep(q)], directory)
+# what a content hash covers, unless a stage narrows it
+DEFAULT_SCOPE = dict(exclude=["manifest.json", "report"], only=[])
+
+def scoped_files(directory: str | Path, scope: dict | None = None) -> list[Path]:
+    """The artifact files of `directory` a content hash covers: not hidden, not under an `exclude` name, and (when
+    `only` is given) named or suffixed by one of `only`."""
+    directory, scope = Path(directory), {**DEFAULT_SCOPE, **(scope or {})}
+    def keep(q: Path) -> bool:
+        parts = q.relative_to(directory).parts
+        if not q.is_file() or any(p.startswith(".") for p in parts) or set(parts) & set(scope["exclude"]): return False
+        return not scope["only"] or any(q.name == o or q.name.endswith(o) for o in scope["only"])
+    return [q for q in directory.rglob("*") if keep(q)]
+
+def dir_content_hash(directory: str | Path, scope: dict | None = None) -> str:
+    "SHA-256 over the artifact files of `directory` (see `scoped_files`)."
+    return files_content_hash(scoped_files(directory, scope), directory)
 
 # %% ../nbs/00_config.ipynb #a01396a5
 def git_sha(root: str | Path | None = None) -> str:
@@ -305,7 +454,8 @@ def git_sha(root: str | Path | None = None) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
-_TRACKED_PACKAGES = ("usergpt", "numpy", "pandas", "pyarrow", "torch", "transformers", "tokenizers", "peft", "trl", "accelerate",
+_TRACKED_PACKAGES = ("usergpt", "numpy", "pandas", "pyarrow", "torch", "transformers", "tokenizers", "peft", "trl",
+                     "accelerate",
                      "sentence-transformers", "scikit-learn", "papermill")
 
 def package_versions(names: tuple[str, ...] = _TRACKED_PACKAGES) -> dict[str, str]:
@@ -326,14 +476,16 @@ def write_manifest(directory: str | Path,  # the artifact directory
                    config: Any,  # the stage's config dataclass (or a dict)
                    row_counts: dict[str, int],  # rows per artifact, e.g. {"events": 123}
                    inputs: dict[str, str] | None = None,  # upstream stage -> its content hash
-                   content_hash: str | None = None,  # default: hash of the directory's files
-                   **extra: Any,  # anything else worth keeping (stage_key, notes)
+                   scope: dict | None = None,  # what the content hash covers (default: every artifact file)
+                   **extra: Any,  # anything else worth keeping (counts, results)
                    ) -> dict:
-    "Write `manifest.json` describing an artifact directory; returns the manifest."
+    """Write `manifest.json` last into an artifact directory: config, row counts, the content hash and its scope;
+    returns it."""
     directory = Path(directory)
     cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
-    manifest = dict(stage=stage, profile=profile, seed=seed, config=cfg, row_counts=row_counts,
-                    inputs=inputs or {}, content_hash=content_hash or dir_content_hash(directory),
+    scope = {**DEFAULT_SCOPE, **(scope or {})}
+    manifest = dict(stage=stage, profile=profile, seed=seed, config=cfg, row_counts=row_counts, inputs=inputs or {},
+                    content_hash=dir_content_hash(directory, scope), hash_scope=scope,
                     git_sha=git_sha(directory if directory.exists() else None), versions=package_versions(), **extra)
     write_json(directory / MANIFEST, manifest)
     return manifest
@@ -343,8 +495,114 @@ def read_manifest(directory: str | Path) -> dict | None:
     p = Path(directory) / MANIFEST
     return json.loads(p.read_text()) if p.is_file() else None
 
+# %% ../nbs/00_config.ipynb #f1a2b3c4
+class StageOutputError(ConfigError):
+    "A stage directory that is missing, incomplete or changed since its manifest was written."
+
+def _siblings(final: Path, kind: str) -> list[Path]:
+    return sorted(final.parent.glob(f".{final.name}.{kind}-*")) if final.parent.is_dir() else []
+
+def recover_stage_dir(final: str | Path) -> None:
+    "Undo what a hard kill left: put back an old directory caught between the two renames, delete stale temporaries."
+    final = Path(final)
+    old = _siblings(final, "old")
+    if old and not final.exists(): old[-1].rename(final); old = old[:-1]
+    for p in old + _siblings(final, "tmp"): shutil.rmtree(p, ignore_errors=True)
+
+@contextmanager
+def stage_output(final: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary sibling of `final` to write into; on success (its manifest written) swap it in, on any
+    exception remove it."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    recover_stage_dir(final)
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        if not (tmp / MANIFEST).is_file():
+            raise StageOutputError(f"{final}: the stage wrote no {MANIFEST}; nothing was published")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = final.parent / f".{final.name}.old-{os.getpid()}"
+    if final.exists(): final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+@contextmanager
+def invalidated(directory: str | Path) -> Iterator[Path]:
+    "Delete `directory`'s manifest before writing into it in place; the caller writes a new one last."
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / MANIFEST).unlink(missing_ok=True)
+    yield directory
+
+# %% ../nbs/00_config.ipynb #c4d5e6f7
+_VERIFIED: dict[tuple, dict] = {}
+
+def verify_stage(directory: str | Path, rerun: str = "") -> dict:
+    """The manifest of a complete stage directory; raise `StageOutputError` (naming what to rerun) when it is missing
+    or its files changed."""
+    directory = Path(directory)
+    recover_stage_dir(directory)
+    hint = f"; rerun: {rerun}" if rerun else ""
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise StageOutputError(f"{directory}: no complete output (no {MANIFEST}: not run yet, or interrupted){hint}")
+    # cheap: no file is read
+    stats = [f.stat() for f in scoped_files(directory, json.loads(path.read_text()).get("hash_scope"))]
+    key = (str(path.resolve()), path.stat().st_mtime_ns, len(stats), sum(s.st_size for s in stats),
+           max((s.st_mtime_ns for s in stats), default=0))
+    if key not in _VERIFIED:
+        m = json.loads(path.read_text())
+        if dir_content_hash(directory, m.get("hash_scope")) != m["content_hash"]:
+            raise StageOutputError(f"{directory}: its files differ from its {MANIFEST} (changed or half-written){hint}")
+        _VERIFIED[key] = m
+    return _VERIFIED[key]
+
+# %% ../nbs/00_config.ipynb #f7a8b9c0
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+def _exit(prog: str, message: str, code: int):
+    print(f"{prog}: {message}", file=sys.stderr)
+    sys.exit(code)
+
+def run_cli(func, prog: str, argv: list[str] | None = None):
+    "Parse `argv` for `func` and run it: usage and input errors exit 2 in one line, interrupts exit 130."
+    from fastcore.script import anno_parser
+    parser = anno_parser(func)
+    parser.prog = prog
+    parser.error = lambda message: _exit(prog, message + " (see --help)", 2)
+    args = vars(parser.parse_args(argv))
+    args.pop("xtra", None); args.pop("pdb", None)
+    main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live in the main thread only
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
+    try:
+        return func(**args)
+    except ConfigError as e:
+        _exit(prog, str(e).replace("\n", " "), 2)
+    except KeyboardInterrupt:
+        _exit(prog, "interrupted; nothing half-written was left (the previous output, if any, is unchanged)", 130)
+    finally:
+        if main_thread: signal.signal(signal.SIGTERM, previous)
+
+def cli(func):
+    """Make `func` a console script (`usergpt-<name>`): called with no arguments it reads the command line; run as
+    `python -m` too."""
+    prog = "usergpt-" + func.__name__.removesuffix("_cli").replace("_", "-")
+    @functools.wraps(func)
+    def main(*args, **kwargs):
+        if args or kwargs: return func(*args, **kwargs)
+        run_cli(func, prog)
+    caller = inspect.currentframe().f_back.f_globals
+    # python -m usergpt.<module>
+    if caller.get("__name__") == "__main__" and caller.get("__spec__") is not None: run_cli(func, prog)
+    return main
+
 # %% ../nbs/00_config.ipynb #07b15e28
-def markdown_table(df: "pd.DataFrame", index: bool = True, digits: int = 4) -> str:
+def markdown_table(df, index: bool = True, digits: int = 4) -> str:
     "A pandas DataFrame as a GitHub Markdown table with readable numbers."
     import pandas as pd
     def fmt(v):
@@ -376,14 +634,21 @@ class StageReport:
         self.metrics: dict[str, Any] = {}
 
     def add_metrics(self, **metrics: Any) -> None:
-        "Merge figures into this stage's metrics.json."
+        "Merge figures into this stage's metrics.json (strict JSON)."
         self.metrics.update(metrics)
         write_json(self.dir / "metrics.json", self.metrics)
 
-    def add_table(self, name: str, markdown: str) -> Path:
-        "Write `tables/<name>.md`."
-        return atomic_write_text(self.dir / "tables" / f"{name}.md", markdown.rstrip() + "\n")
+    def add_table(self, name: str, title: str, command: str, sections: list[tuple[str, Any]]) -> Path:
+        """Write `tables/<name>.md`: `# title`, the command, then `## heading` + a DataFrame (or Markdown text) per
+        section."""
+        body = [f"# {title}", "", f"Command: `{command}`", ""]
+        for heading, content in sections:
+            if heading: body += [f"## {heading}", ""]
+            body += [markdown_table(content) if hasattr(content, "to_dict") else str(content).strip(), ""]
+        return atomic_write_text(self.dir / "tables" / f"{name}.md", "\n".join(body).rstrip() + "\n")
 
-    def figure_path(self, name: str) -> Path:
-        "Where to save figure `<name>.png`."
-        return self.dir / "figures" / f"{name}.png"
+    def save_figure(self, fig, name: str, dpi: int = 110):
+        "Save `fig` as `figures/<name>.png` and return it (the notebook shows it inline)."
+        fig.tight_layout()
+        fig.savefig(self.dir / "figures" / f"{name}.png", dpi=dpi)
+        return fig

@@ -13,37 +13,44 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
-from .config import (EvaluateConfig, StageReport, derive_seed, load_profile, markdown_table, read_manifest, seed_everything,
-                            write_manifest)
-from .bench import stratified_pick
+from .baselines import legacy_labels
+from .bench import load_bench_stage
+from .config import EvaluateConfig, derive_seed, seed_everything, stage_output, verify_stage, write_manifest
 from .knowledge import TagSchema, load_knowledge_base
 from .metrics import correctness, tag_scores
 from .model import build_prompt, load_tokenizer, make_backend, mub_lines
+from .train import load_train
 
 # %% auto #0
-__all__ = ['sample_model', 'score_outputs']
+__all__ = ['sample_model', 'score_outputs', 'model_systems', 'rules_in_prompt', 'evaluate_stage']
 
 # %% ../nbs/09_evaluate.ipynb #b6a0a5dd
-def sample_model(model_dir: str | Path, mub_texts: list[str], schema: TagSchema, cfg: EvaluateConfig, max_prompt_tokens: int,
+def sample_model(model_dir: str | Path, mub_texts: list[str], schema: TagSchema, cfg: EvaluateConfig,
+                 max_prompt_tokens: int,
                  seed: int = 0, desc: str = "", list_values: bool = True) -> tuple[list[list[str]], dict]:
     "k samples per user from the model in `model_dir`; returns (texts per user, timing and truncation figures)."
     tokenizer = load_tokenizer(model_dir)
-    gen = make_backend(cfg.backend, model_dir, batch_size=cfg.batch_users, max_model_len=max_prompt_tokens + cfg.max_new_tokens)
+    gen = make_backend(cfg.backend, model_dir, batch_size=cfg.batch_users,
+                       max_model_len=max_prompt_tokens + cfg.max_new_tokens)
     built = [build_prompt("tags", text, tokenizer, schema, max_prompt_tokens, list_values) for text in mub_texts]
     prompts = [p for p, _ in built]
     outputs: list[list[str]] = []
     t0 = time.perf_counter()
-    for b in tqdm(range(0, len(prompts), cfg.batch_users), desc=desc or str(model_dir), leave=False):
-        outputs += gen.generate(prompts[b:b + cfg.batch_users], n=cfg.samples, temperature=cfg.temperature, top_p=cfg.top_p,
+    for b in tqdm(range(0, len(prompts), cfg.batch_users), desc=desc or str(model_dir)):
+        outputs += gen.generate(prompts[b:b + cfg.batch_users], n=cfg.samples, temperature=cfg.temperature,
+                                top_p=cfg.top_p,
                                 max_new_tokens=cfg.max_new_tokens, seed=seed + b)
     seconds = time.perf_counter() - t0
     new_tokens = getattr(gen, "new_tokens", None)
     if new_tokens is None: new_tokens = sum(len(tokenizer.encode(t, add_special_tokens=False)) for o in outputs for t in o)
-    return outputs, dict(seconds=round(seconds, 2), new_tokens=int(new_tokens), new_tokens_per_second=round(new_tokens / max(seconds, 1e-9), 1),
-                         sequences=len(prompts) * cfg.samples, prompt_tokens=int(sum(info["tokens"] for _, info in built)),
-                         prompts_truncated=float(np.mean([info["lines_dropped"] > 0 for _, info in built])) if built else 0.0)
+    return outputs, dict(seconds=round(seconds, 2), new_tokens=int(new_tokens),
+                         new_tokens_per_second=round(new_tokens / max(seconds, 1e-9), 1),
+                         sequences=len(prompts) * cfg.samples,
+                         prompt_tokens=int(sum(info["tokens"] for _, info in built)),
+                         prompts_truncated=float(np.mean([info["lines_dropped"] > 0 for _, info in built])) if built
+                         else 0.0)
 
 def score_outputs(outputs: list[list[str]], golds: list[dict], schema: TagSchema) -> dict:
     "Avg@k / Pass@k overall, per dimension, implicit, temporal and per tag, plus parse failures per sample."
@@ -53,3 +60,52 @@ def score_outputs(outputs: list[list[str]], golds: list[dict], schema: TagSchema
     scores["failures"] = {k: v / n for k, v in failures.items()}
     scores["parsed"] = 1 - sum(v for k, v in failures.items() if k not in ("unknown_tag", "invalid_value")) / n
     return scores
+
+# %% ../nbs/09_evaluate.ipynb #4d5e6f7a
+def model_systems(prof) -> dict[str, Path]:
+    "System name -> model directory: the untrained backbone (when configured) and one SFT model per label source."
+    train_dir = prof.stage_dir("train")
+    return ({"untrained": train_dir / "base"} if prof.evaluate.include_untrained else {}) | \
+        {f"usergpt_sft0_{s}": train_dir / f"sft0_{s}" for s in prof.train.label_sources}
+
+def rules_in_prompt(texts: list[str], golds: list[dict], tokenizer, schema: TagSchema, cfg_train) -> dict:
+    "Tag scores of the legacy labeller reading only the MUB lines a prompt keeps."
+    preds = []
+    for text in texts:
+        _, info = build_prompt("tags", text, tokenizer, schema, cfg_train.max_prompt_tokens, cfg_train.list_tag_values)
+        preds.append(legacy_labels("\n".join(mub_lines(text)[info["lines_dropped"]:])))
+    return tag_scores(correctness([[p] for p in preds], golds, schema)[0], schema)
+
+# %% ../nbs/09_evaluate.ipynb #5e6f7a8b
+def evaluate_stage(prof) -> dict:
+    """Sample and score every model on both bench splits, beside the legacy rules on the prompt's lines; writes
+    `generations.parquet`."""
+    cfg, schema = prof.evaluate, load_knowledge_base().schema
+    seed_everything(prof.seed)
+    load_train(prof.stage_dir("train"))  # refuses an incomplete train stage
+    systems, bench = model_systems(prof), load_bench_stage(prof.stage_dir("bench"), cfg.users)
+    golds = {s: [json.loads(g) for g in df.gold] for s, df in bench.items()}
+    results, perf, generations = {}, {}, []
+    for name, model_dir in systems.items():
+        results[name], perf[name] = {}, {}
+        for split, df in bench.items():
+            outs, p = sample_model(model_dir, list(df.mub_text), schema, cfg, prof.train.max_prompt_tokens,
+                                   seed=derive_seed(prof.seed, "evaluate", name, split), desc=f"{name} {split}",
+                                   list_values=prof.train.list_tag_values)
+            results[name][split], perf[name][split] = score_outputs(outs, golds[split], schema), p
+            generations.append(pd.DataFrame({"system": name, "split": split,
+                                             "user_id": np.repeat(df.user_id.to_numpy(), cfg.samples),
+                                             "sample": np.tile(np.arange(cfg.samples), len(df)), "text": [t for o in outs for t in o]}))
+        print(f"{name}: in-domain Avg@{cfg.samples} {results[name]['in_domain']['Avg']['avg']:.4f}, "
+              f"OOD {results[name]['ood']['Avg']['avg']:.4f}, parsed {results[name]['in_domain']['parsed']:.2%}",
+              flush=True)
+    tokenizer = load_tokenizer(next(iter(systems.values())))
+    in_prompt = {s: rules_in_prompt(list(df.mub_text), golds[s], tokenizer, schema, prof.train) for s,
+                 df in bench.items()}
+    with stage_output(prof.stage_dir("evaluate")) as out:
+        gens = pd.concat(generations, ignore_index=True)
+        gens.to_parquet(out / "generations.parquet", index=False)
+        write_manifest(out, "evaluate", prof.name, prof.seed, cfg, {"systems": len(systems), "generations": len(gens)},
+                       inputs={s: verify_stage(prof.stage_dir(s))["content_hash"]
+                               for s in ("bench", "baselines", "train")})
+    return dict(results=results, perf=perf, in_prompt=in_prompt, bench=bench)

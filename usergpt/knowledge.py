@@ -1,4 +1,4 @@
-"""The tag schema, the unified category taxonomy, cities, the entity catalog, the needs library and the festival calendar, as validated data.
+"""The tag schema, taxonomy, cities, entity catalog, needs library, calendar and evidence map, as validated data.
 
 Docs: https://usergpt.github.io/usergpt/knowledge.html.md"""
 
@@ -15,16 +15,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 
-from .config import ConfigError, StageReport, load_profile, markdown_table, write_manifest
+from .config import ConfigError, stage_output, write_manifest
 
 # %% auto #0
 __all__ = ['SOURCES', 'BANDS', 'data_path', 'load_yaml', 'City', 'load_cities', 'TagSpec', 'TagSchema', 'load_tag_schema',
            'condition_holds', 'Category', 'load_taxonomy', 'marketing_titles', 'build_catalog', 'Need', 'load_needs',
-           'Festival', 'load_calendar', 'KnowledgeBase', 'load_knowledge_base']
+           'Festival', 'load_calendar', 'calendar_names', 'load_evidence', 'KnowledgeBase', 'load_knowledge_base',
+           'knowledge_stage']
 
 # %% ../nbs/01_knowledge.ipynb #0de1834a
 def data_path(name: str) -> Path:
@@ -129,7 +129,8 @@ def load_tag_schema(path: str | Path | None = None,  # a schema YAML (default: t
             if raw.get("na_value", "NA") in values:
                 raise ConfigError(f"{where}: field `values`: NA is implicit; do not list it")
         lexicon = t.get("lexicon") or {}
-        if not isinstance(lexicon, dict): raise ConfigError(f"{where}: field `lexicon` must map value -> list of phrases")
+        if not isinstance(lexicon,
+                          dict): raise ConfigError(f"{where}: field `lexicon` must map value -> list of phrases")
         unknown = [str(k) for k in lexicon if str(k) not in values]
         if unknown: raise ConfigError(f"{where}: field `lexicon`: values {unknown} are not in `values`")
         lexicon = {str(k): [str(s).lower() for s in v] for k, v in lexicon.items()}
@@ -168,6 +169,11 @@ class Category:
     search: tuple = ()     # search terms users type for it
     raw: dict = field(default_factory=dict, hash=False, compare=False)  # the template entry
 
+    @property
+    def name(self) -> str:
+        "How the MUB names the category: its `name` in the taxonomy, else the last part of its path."
+        return self.raw.get("name") or self.path.split(" > ")[-1]
+
 def load_taxonomy(path: str | Path | None = None) -> tuple[list[Category], dict]:
     "Categories and the marketing vocabulary from `data/taxonomy.yaml`."
     path = Path(path) if path else data_path("taxonomy.yaml")
@@ -190,8 +196,10 @@ def _h(*keys: object) -> int:
     "A stable small hash for deterministic template choices."
     return int.from_bytes(hashlib.md5("|".join(map(str, keys)).encode()).digest()[:4], "little")
 
-def _entity(cat: Category, core: str, brand: str, band: str, attrs: list[str], name: str, city: str = "", district: str = "") -> dict:
-    "One catalog row: the clean form is the core entity plus at most 3 salient attributes; `name` is how the platform shows it."
+def _entity(cat: Category, core: str, brand: str, band: str, attrs: list[str], name: str, city: str = "",
+            district: str = "") -> dict:
+    """One catalog row: the clean form is the core entity plus at most 3 salient attributes; `name` is how the platform
+    shows it."""
     attrs = [a for a in attrs if a][:3]
     price = round(_PRICE_BASE[cat.source] * _BAND_FACTOR[band] * (0.8 + 0.4 * (_h(cat.id, core, brand) % 100) / 100), 1)
     return dict(category=cat.id, source=cat.source, core=core, brand=brand, price_band=band, price=price,
@@ -215,7 +223,8 @@ def _category_entities(cat: Category, cities: list[City]) -> list[dict]:
             for band in BANDS:
                 for brand in r["brands"][band]:
                     district = city.districts[_h(brand, city.name) % len(city.districts)]
-                    out.append(_entity(cat, brand, brand, band, [leaf, district, city.name], f"{brand} {city.name} {district}", city.name, district))
+                    out.append(_entity(cat, brand, brand, band, [leaf, district, city.name],
+                                       f"{brand} {city.name} {district}", city.name, district))
     elif r.get("kind") == "route":
         for city in cities:
             for k, spec in enumerate(r["specs"]):
@@ -227,12 +236,14 @@ def _category_entities(cat: Category, cities: list[City]) -> list[dict]:
                 for district in (city.districts[_h(brand, city.name) % len(city.districts)],
                                  city.districts[(_h(brand, city.name) + 1 + j) % len(city.districts)]):
                     band = BANDS[_h(brand) % 3]
-                    out.append(_entity(cat, brand, brand, band, [leaf, district, city.name], f"{brand} ({district})", city.name, district))
+                    out.append(_entity(cat, brand, brand, band, [leaf, district, city.name], f"{brand} ({district})",
+                                       city.name, district))
     return out
 
 # %% ../nbs/01_knowledge.ipynb #54976183
 def marketing_titles(entity: dict, vocab: dict, n: int = 4, misleading: bool = False) -> list[str]:
-    "Noisy e-commerce titles for an entity: promo words around the name and spec; `misleading` adds a false audience word."
+    """Noisy e-commerce titles for an entity: promo words around the name and spec; `misleading` adds a false audience
+    word."""
     out = []
     words, aud = vocab["marketing_words"], vocab["misleading_audience_words"]
     for k in range(n):
@@ -278,12 +289,14 @@ def load_needs(path: str | Path | None = None, category_ids: set[str] | None = N
     for i, n in enumerate(raw["needs"]):
         need = Need(n["id"], float(n["strength"]), dict(n["categories"]), n.get("when"), tuple(n.get("evidence", ())))
         if category_ids is not None and set(need.categories) - category_ids:
-            raise ConfigError(f"{path}: needs[{i}] ({need.id}): unknown categories {sorted(set(need.categories) - category_ids)}")
+            unknown = sorted(set(need.categories) - category_ids)
+            raise ConfigError(f"{path}: needs[{i}] ({need.id}): unknown categories {unknown}")
         needs.append(need)
     intents = raw.get("event_intents", {})
     for name, it in intents.items():
         if category_ids is not None and set(it["categories"]) - category_ids:
-            raise ConfigError(f"{path}: event_intents.{name}: unknown categories {sorted(set(it['categories']) - category_ids)}")
+            unknown = sorted(set(it["categories"]) - category_ids)
+            raise ConfigError(f"{path}: event_intents.{name}: unknown categories {unknown}")
     return needs, intents
 
 # %% ../nbs/01_knowledge.ipynb #8dae4cb8
@@ -309,6 +322,33 @@ def load_calendar(name: str = "default", path: str | Path | None = None) -> tupl
         fests.append(Festival(fid, f["intent"], wins, dict(f.get("platform_rate", {})), dict(f.get("categories", {}))))
     return fests, raw["recurring"]
 
+@functools.cache
+def calendar_names(path: str | None = None) -> tuple[str, ...]:
+    "The calendars `data/calendar.yaml` (or `path`) defines: the values `simulate.calendar` accepts."
+    return tuple(load_yaml(Path(path) if path else data_path("calendar.yaml"))["calendars"])
+
+# %% ../nbs/01_knowledge.ipynb #3e4f5a6b
+def load_evidence(path: str | Path | None = None, schema: TagSchema | None = None, category_ids: set[str] | None = None
+                  ) -> dict[str, dict[str, tuple[str, ...]]]:
+    """tag -> value -> categories whose behaviour supports it, from `data/evidence.yaml` (or `path`); unknown tags,
+    values or categories are errors."""
+    path = Path(path) if path else data_path("evidence.yaml")
+    raw = load_yaml(path).get("evidence") or {}
+    out = {}
+    for tag, values in raw.items():
+        if schema is not None and tag not in schema.ids:
+            raise ConfigError(f"{path}: evidence.{tag}: not a tag of the schema")
+        out[tag] = {}
+        for value, cats in values.items():
+            value = str(value)
+            spec = schema[tag] if schema is not None else None
+            if spec is not None and spec.kind == "categorical" and value not in spec.values:
+                raise ConfigError(f"{path}: evidence.{tag}.{value}: not a value of `{tag}` ({', '.join(spec.values)})")
+            unknown = sorted(set(cats) - category_ids) if category_ids is not None else []
+            if unknown: raise ConfigError(f"{path}: evidence.{tag}.{value}: unknown categories {unknown}")
+            out[tag][value] = tuple(cats)
+    return out
+
 # %% ../nbs/01_knowledge.ipynb #b42b972c
 @dataclass(frozen=True)
 class KnowledgeBase:
@@ -323,6 +363,7 @@ class KnowledgeBase:
     recurring: dict = field(default_factory=dict, hash=False, compare=False)  # weekend / payday triggers
     priors: dict = field(default_factory=dict, hash=False, compare=False)  # population priors
     vocab: dict = field(default_factory=dict, hash=False, compare=False)  # marketing words
+    evidence: dict = field(default_factory=dict, hash=False, compare=False)  # tag -> value -> supporting categories
 
     def __post_init__(self): object.__setattr__(self, "_by_id", {c.id: c for c in self.categories})
     def category(self, cid: str) -> Category:
@@ -338,8 +379,26 @@ def load_knowledge_base(calendar: str = "default", schema_path: str | None = Non
     needs, intents = load_needs(category_ids=ids)
     fests, recurring = load_calendar(calendar)
     for f in fests:
-        if set(f.categories) - ids: raise ConfigError(f"calendar.yaml: festival {f.id}: unknown categories {set(f.categories) - ids}")
-    return KnowledgeBase(schema=load_tag_schema(schema_path, cities), categories=tuple(categories), cities=tuple(cities),
+        if set(f.categories) - ids:
+            raise ConfigError(f"calendar.yaml: festival {f.id}: unknown categories {sorted(set(f.categories) - ids)}")
+    schema = load_tag_schema(schema_path, cities)
+    evidence = load_evidence(schema=schema, category_ids=ids) if schema_path is None else {}
+    return KnowledgeBase(schema=schema, categories=tuple(categories), cities=tuple(cities),
                          catalog=build_catalog(categories, cities, vocab), needs=tuple(needs), event_intents=intents,
-                         festivals=tuple(fests), recurring=recurring, priors=load_yaml(data_path("population_priors.yaml")),
-                         vocab=vocab)
+                         festivals=tuple(fests), recurring=recurring,
+                         priors=load_yaml(data_path("population_priors.yaml")),
+                         vocab=vocab, evidence=evidence)
+
+# %% ../nbs/01_knowledge.ipynb #5a6b7c8d
+def knowledge_stage(prof) -> pd.DataFrame:
+    """Write the catalog and taxonomy of the packaged knowledge base into the profile's `knowledge/` directory; returns
+    the taxonomy."""
+    kb = load_knowledge_base()
+    taxonomy = pd.DataFrame([dict(category=c.id, source=c.source, path=c.path, gated=c.gate is not None,
+                                  entities=int((kb.catalog.category == c.id).sum())) for c in kb.categories])
+    with stage_output(prof.stage_dir("knowledge")) as out:
+        kb.catalog.to_parquet(out / "catalog.parquet", index=False)
+        taxonomy.to_parquet(out / "taxonomy.parquet", index=False)
+        write_manifest(out, "knowledge", prof.name, prof.seed, {},
+                       {"catalog": len(kb.catalog), "taxonomy": len(taxonomy)})
+    return taxonomy

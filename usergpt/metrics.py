@@ -1,4 +1,4 @@
-"""HPR-Bench scoring: the model-output parser, Avg@k and Pass@k over (user, tag) questions, the summary metrics (Acc_Ex, COV_Ex, BLEU, Score_sim) and a rule-based judge.
+"""HPR-Bench scoring: the output parser, Avg@k and Pass@k, Acc_Ex / COV_Ex / BLEU / Score_sim, and a rule-based judge.
 
 Docs: https://usergpt.github.io/usergpt/metrics.html.md"""
 
@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-import pandas as pd
 
-from .knowledge import TagSchema, load_knowledge_base
+from .knowledge import TagSchema
 
 # %% auto #0
 __all__ = ['FAILURES', 'INTERESTS_THRESHOLD', 'ParsedOutput', 'parse_output', 'embedder', 'embed', 'as_phrases',
@@ -45,7 +44,8 @@ def parse_output(text: str | None, schema: TagSchema | None = None, task: str = 
     think = re.search(r"<think>(.*?)</think>", text, re.S)
     m = _ANSWER.search(text)
     if not m:
-        return ParsedOutput(None, "truncated" if "<answer>" in text or ("<think>" in text and not think) else "no_answer_tag",
+        return ParsedOutput(None,
+                            "truncated" if "<answer>" in text or ("<think>" in text and not think) else "no_answer_tag",
                             think.group(1).strip() if think else "")
     try:
         obj = json.loads(m.group(1).strip())
@@ -129,12 +129,14 @@ def tag_scores(c: np.ndarray, schema: TagSchema) -> dict:
     ids = schema.ids
     def agg(cols):
         sel = [ids.index(t) for t in cols]
-        return dict(avg=float(avg_q[:, sel].mean()), pass_=float(pass_q[:, sel].mean())) if sel and len(avg_q) else dict(avg=float("nan"), pass_=float("nan"))
+        if not sel or not len(avg_q): return dict(avg=float("nan"), pass_at_k=float("nan"))
+        return dict(avg=float(avg_q[:, sel].mean()), pass_at_k=float(pass_q[:, sel].mean()))
     out = {"Avg": agg(ids)}
     for dim, tags in schema.by_dimension().items(): out[dim] = agg(tags)
     out["implicit"] = agg([t.id for t in schema.tags if t.implicit])
     out["temporal"] = agg([t.id for t in schema.tags if t.temporal])
-    out["per_tag"] = {t: dict(avg=float(avg_q[:, i].mean()), pass_=float(pass_q[:, i].mean())) for i, t in enumerate(ids)}
+    out["per_tag"] = {t: dict(avg=float(avg_q[:, i].mean()), pass_at_k=float(pass_q[:, i].mean())) for i,
+                      t in enumerate(ids)}
     return out
 
 # %% ../nbs/04_metrics.ipynb #cfd6d26b
@@ -146,8 +148,8 @@ class LexiconExtractor:
     "Rule-based extractor: schema surface forms matched on word boundaries; the value with most matches wins."
     def __init__(self, schema: TagSchema, interests: list[str]):
         self.schema = schema
-        self.patterns = {t.id: {v: re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(s) for s in forms) + r")(?![\w-])", re.I)
-                                for v, forms in t.lexicon.items() if forms}
+        words = lambda forms: re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(s) for s in forms) + r")(?![\w-])", re.I)
+        self.patterns = {t.id: {v: words(forms) for v, forms in t.lexicon.items() if forms}
                          for t in schema.tags if t.kind == "categorical"}
         self.interests = [(i, re.compile(r"(?<![\w-])" + re.escape(i) + r"(?![\w-])", re.I)) for i in interests]
 
@@ -162,7 +164,8 @@ class LexiconExtractor:
         if found: out["interests"] = found
         return out
 
-def summary_scores(summaries: list[str], golds: list[dict], references: list[str], extractor: Extractor, schema: TagSchema) -> dict:
+def summary_scores(summaries: list[str], golds: list[dict], references: list[str], extractor: Extractor,
+                   schema: TagSchema) -> dict:
     "Acc_Ex, COV_Ex, BLEU-2, BLEU-4 and Score_sim over a set of summaries (None or '' counts as empty)."
     from sacrebleu.metrics import BLEU
     correct = found = 0
@@ -174,7 +177,8 @@ def summary_scores(summaries: list[str], golds: list[dict], references: list[str
                 correct += tag_correct(spec, ex[spec.id], gold[spec.id])
     texts = [s or "" for s in summaries]
     sims = (embed(texts) * embed(references)).sum(axis=1) if texts else np.zeros(0)
-    return {"Acc_Ex": correct / found if found else 0.0, "COV_Ex": found / (len(golds) * len(schema.tags)) if golds else 0.0,
+    return {"Acc_Ex": correct / found if found else 0.0,
+            "COV_Ex": found / (len(golds) * len(schema.tags)) if golds else 0.0,
             "BLEU-2": BLEU(max_ngram_order=2).corpus_score(texts, [references]).score / 100,
             "BLEU-4": BLEU(max_ngram_order=4).corpus_score(texts, [references]).score / 100,
             "Score_sim": float(sims.mean()) if len(sims) else 0.0}
@@ -201,5 +205,6 @@ class RuleJudge:
         clean = float(bool(text) and not re.search(r"[<{\[]", text))
         conc = 1.0 if 40 <= words <= 160 else (words / 40 if words < 40 else max(0.0, (400 - words) / 240))
         return {"completeness": 10 * len(found) / len(self.schema.tags),
-                "consistency": 10 * (sum(tag_correct(s, ex[s.id], gold[s.id]) for s in found) / len(found)) if found else 0.0,
+                "consistency": 10 * (sum(tag_correct(s, ex[s.id], gold[s.id]) for s in found) / len(found)) if found
+                else 0.0,
                 "conciseness": 10 * conc, "aesthetics": 10 * float(np.mean([lengths_ok, unique, shape, clean]))}

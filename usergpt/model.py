@@ -7,16 +7,14 @@ Docs: https://usergpt.github.io/usergpt/model.html.md"""
 # %% ../nbs/07_model.ipynb #b77898f1
 from __future__ import annotations
 
-import json
-import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import torch
 
 from .config import write_json
-from .knowledge import TagSchema, load_knowledge_base
+from .knowledge import TagSchema
 
 # %% auto #0
 __all__ = ['SPECIAL_TOKENS', 'CHAT_TEMPLATE', 'SIDECAR', 'ROLE', 'train_tokenizer', 'load_tokenizer', 'ModelConfig',
@@ -69,9 +67,12 @@ class ModelConfig:
 def build_tiny_qwen(cfg: ModelConfig, tokenizer, seed: int = 0):
     "A freshly initialised Qwen3ForCausalLM sized by `cfg` for `tokenizer`'s vocabulary."
     from transformers import Qwen3Config, Qwen3ForCausalLM
-    config = Qwen3Config(vocab_size=len(tokenizer), hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
-                         num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_kv_heads,
-                         head_dim=cfg.hidden_size // cfg.num_heads, max_position_embeddings=cfg.max_positions, tie_word_embeddings=True,
+    config = Qwen3Config(vocab_size=len(tokenizer), hidden_size=cfg.hidden_size,
+                         intermediate_size=cfg.intermediate_size,
+                         num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
+                         num_key_value_heads=cfg.num_kv_heads,
+                         head_dim=cfg.hidden_size // cfg.num_heads, max_position_embeddings=cfg.max_positions,
+                         tie_word_embeddings=True,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
     torch.manual_seed(seed)
     return Qwen3ForCausalLM(config)
@@ -91,7 +92,8 @@ class LoraSettings:
     "Optional LoRA adapters (peft)."
     rank: int = 16                    # adapter rank
     alpha: int = 32                   # scaling numerator
-    target_modules: str = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"  # comma-separated module names
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                               "up_proj", "down_proj"])  # modules it adapts
 
 def count_parameters(path: str | Path) -> int:
     "Parameters of a saved checkpoint, read from its safetensors headers (nothing is loaded)."
@@ -105,22 +107,25 @@ def count_parameters(path: str | Path) -> int:
     return n
 
 def load_model(path: str | Path, lora: LoraSettings | None = None, device: str | None = None):
-    "Any local causal-LM directory: safetensors, no remote code, bf16 on a GPU, optional LoRA; returns (model, tokenizer)."
+    """Any local causal-LM directory: safetensors, no remote code, bf16 on a GPU, optional LoRA; returns (model,
+    tokenizer)."""
     from transformers import AutoModelForCausalLM
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
     model = AutoModelForCausalLM.from_pretrained(str(path), trust_remote_code=False, dtype=dtype, use_safetensors=True).to(device)
     if lora is not None:
         from peft import LoraConfig, get_peft_model
-        model = get_peft_model(model, LoraConfig(r=lora.rank, lora_alpha=lora.alpha, task_type="CAUSAL_LM",
-                                                 target_modules=[m.strip() for m in lora.target_modules.split(",")]))
+        model = get_peft_model(model,
+                               LoraConfig(r=lora.rank, lora_alpha=lora.alpha, task_type="CAUSAL_LM",
+                                          target_modules=list(lora.target_modules)))
     return model, load_tokenizer(path)
 
 # %% ../nbs/07_model.ipynb #be7cc264
 ROLE = "You are a user profile analyst. You read a user's multi-source behaviour summary (MUB) and infer their persona."
 
 def task_text(task: str, schema: TagSchema, list_values: bool = True) -> str:
-    "The objective and constraints of a task (tags or summary); `list_values=False` names the tags without their values (a compact prompt for small models trained from scratch)."
+    """The objective and constraints of a task (tags or summary); `list_values=False` names the tags without their
+    values (a compact prompt for small models trained from scratch)."""
     if task == "tags" and not list_values:
         return (f"Task: infer every tag from the behaviour: {', '.join(schema.ids)}. {schema.na_value} only when the behaviour gives no evidence.\n"
                 "Output: concise reasoning in <think></think>, then a JSON object mapping every tag id to its value in <answer></answer>.")
@@ -143,29 +148,34 @@ def mub_lines(mub_text: str) -> list[str]:
 def build_prompt(task: str, mub_text: str, tokenizer, schema: TagSchema, max_prompt_tokens: int = 2048,
                  list_values: bool = True,  # list every tag's values in the task text
                  ) -> tuple[str, dict]:
-    "The chat-formatted prompt for one user, dropping the oldest MUB lines first to fit; returns (prompt, truncation info)."
+    """The chat-formatted prompt for one user, dropping the oldest MUB lines first to fit; returns (prompt, truncation
+    info)."""
     lines = mub_lines(mub_text)
     def render(kept: list[str]) -> str:
         content = f"{task_text(task, schema, list_values)}\n\nBehaviour (MUB), oldest first:\n" + "\n".join(kept)
-        return tokenizer.apply_chat_template([{"role": "system", "content": ROLE}, {"role": "user", "content": content}],
-                                             tokenize=False, add_generation_prompt=True)
+        return tokenizer.apply_chat_template([{"role": "system", "content": ROLE},
+                                              {"role": "user", "content": content}], tokenize=False, add_generation_prompt=True)
     n_tok = lambda text: len(tokenizer.encode(text, add_special_tokens=False))
     total, lo = n_tok(render(lines)), 0
-    if total > max_prompt_tokens and lines:  # estimate from per-line counts (one batched call), then settle with exact counts
+    # estimate from per-line counts (one batched call), then settle with exact counts
+    if total > max_prompt_tokens and lines:
         per_line = [len(x) for x in tokenizer([l + "\n" for l in lines], add_special_tokens=False)["input_ids"]]
         while lo < len(lines) and total > max_prompt_tokens: total -= per_line[lo]; lo += 1
         while lo < len(lines) and n_tok(render(lines[lo:])) > max_prompt_tokens: lo += 1
         while lo > 0 and n_tok(render(lines[lo - 1:])) <= max_prompt_tokens: lo -= 1
     prompt = render(lines[lo:])
-    return prompt, dict(lines=len(lines), lines_dropped=lo, tokens=n_tok(prompt), fits=n_tok(prompt) <= max_prompt_tokens)
+    return prompt, dict(lines=len(lines), lines_dropped=lo, tokens=n_tok(prompt),
+                        fits=n_tok(prompt) <= max_prompt_tokens)
 
 # %% ../nbs/07_model.ipynb #d5832c7e
 class GenerationBackend(Protocol):
     "Samples `n` completions per prompt."
-    def generate(self, prompts: list[str], n: int, temperature: float, top_p: float, max_new_tokens: int, seed: int) -> list[list[str]]: ...
+    def generate(self, prompts: list[str], n: int, temperature: float, top_p: float, max_new_tokens: int,
+                 seed: int) -> list[list[str]]: ...
 
 class HFBackend:
-    "transformers `generate`, batched (left padding, KV cache), CPU or GPU. With n > 1 samples each prompt is prefilled once into a preallocated (static) KV cache that the n samples share."
+    """transformers `generate`, batched (left padding, KV cache), CPU or GPU. With n > 1 samples each prompt is
+    prefilled once into a preallocated (static) KV cache that the n samples share."""
     def __init__(self, model, tokenizer, batch_size: int = 8):
         self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, batch_size
         self.new_tokens = 0  # sampled tokens so far (for throughput figures)
@@ -175,9 +185,12 @@ class HFBackend:
         ids, mask = enc["input_ids"], enc["attention_mask"]
         if n == 1 or ids.shape[1] < 2: return self.model.generate(**enc, num_return_sequences=n, **kw)
         from transformers import StaticCache
-        pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)  # as generate computes positions under left padding
-        cache = StaticCache(config=self.model.config, max_cache_len=ids.shape[1] + kw["max_new_tokens"])  # preallocated: no copy per step
-        self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1], past_key_values=cache, use_cache=True)
+        # as generate computes positions under left padding
+        pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+        # preallocated: no copy per step
+        cache = StaticCache(config=self.model.config, max_cache_len=ids.shape[1] + kw["max_new_tokens"])
+        self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1], past_key_values=cache,
+                   use_cache=True)
         for layer in cache.layers:  # one prefill, n copies of its keys and values
             layer.keys, layer.values = layer.keys.repeat_interleave(n, 0), layer.values.repeat_interleave(n, 0)
             layer.batch_size = layer.keys.shape[0]
@@ -195,7 +208,8 @@ class HFBackend:
             torch.manual_seed(seed + b)  # per batch, so a batch's samples do not depend on the batches before it
             sample = temperature > 0
             per = n if sample else 1  # greedy decoding gives one answer: repeat it n times
-            kw = dict(do_sample=sample, temperature=temperature if sample else None, top_p=top_p if sample else None, top_k=None,
+            kw = dict(do_sample=sample, temperature=temperature if sample else None, top_p=top_p if sample else None,
+                      top_k=None,
                       max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, use_cache=True)
             ids = self._sample(enc, per, **kw) if shared_prefill else self.model.generate(**enc, num_return_sequences=per, **kw)
             new = ids[:, enc["input_ids"].shape[1]:]
@@ -220,8 +234,10 @@ class VLLMBackend:
         params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed)
         return [[c.text for c in r.outputs] for r in self.llm.generate(prompts, params)]
 
-def make_backend(name: str, model_path: str | Path, batch_size: int = 8, max_model_len: int | None = None) -> GenerationBackend:
-    "The generation backend called `name` (hf | vllm) for a local model directory (`max_model_len`: prompt + new tokens, for vLLM's KV cache)."
+def make_backend(name: str, model_path: str | Path, batch_size: int = 8,
+                 max_model_len: int | None = None) -> GenerationBackend:
+    """The generation backend called `name` (hf | vllm) for a local model directory (`max_model_len`: prompt + new
+    tokens, for vLLM's KV cache)."""
     if name == "hf":
         model, tok = load_model(model_path)
         return HFBackend(model, tok, batch_size)

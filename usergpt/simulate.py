@@ -1,4 +1,4 @@
-"""The User Behaviour Simulation Engine: Persona–Need–Intent agents living day by day on four platforms, with life events, preference drift, a consistency checker and labelled noise.
+"""The User Behaviour Simulation Engine: Persona–Need–Intent agents on four platforms, life events, checks, noise.
 
 Docs: https://usergpt.github.io/usergpt/simulate.html.md"""
 
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import calendar as pycal
 import datetime as dt
+import hashlib
 import json
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -23,22 +23,22 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fastcore.script import call_parse
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
-from .config import (SimulateConfig, StageReport, atomic_write_bytes, derive_seed, load_profile, markdown_table,
-                            read_manifest, write_json, write_manifest)
+from .config import (ConfigError, SimulateConfig, cli, derive_seed, load_profile, stage_output, verify_stage,
+                            write_manifest)
 from .knowledge import SOURCES, KnowledgeBase, condition_holds, load_knowledge_base
 
 # %% auto #0
 __all__ = ['IDLE', 'BROWSING', 'SEARCHING', 'ORDERING', 'STATE_NAMES', 'ACTIONS', 'ALLOWED_ACTIONS', 'BASE_TRANSITIONS',
            'BASE_SESSION_RATE', 'HOUR_PROFILE', 'MAX_SESSION_STEPS', 'HABIT_WEIGHT', 'CHECK_RULES', 'NOISE_TYPES',
            'GIFT_CATEGORIES', 'PII_TYPES', 'LABEL_COLUMNS', 'EVENT_SCHEMA', 'household_size_band', 'sample_persona',
-           'history_start', 'build_timeline', 'state_on', 'gold_tags', 'session_transitions', 'run_sessions', 'World',
-           'get_world', 'persona_platform_rates', 'calendar_arrays', 'Behaviour', 'generate_behaviour', 'sum_checks',
-           'find_violations', 'check_and_correct', 'make_pii', 'NoiseRates', 'inject_noise', 'reference_summary',
-           'difficulty', 'household_member', 'simulate_user', 'simulate_chunk', 'chunks_for', 'simulate',
-           'events_content_hash', 'benchmark_throughput', 'simulate_cli']
+           'history_start', 'state_on', 'build_timeline', 'gold_tags', 'session_transitions', 'run_sessions', 'World',
+           'get_world', 'persona_platform_rates', 'calendar_arrays', 'Behaviour', 'Surroundings', 'surroundings',
+           'generate_behaviour', 'sum_checks', 'find_violations', 'check_and_correct', 'make_pii', 'NoiseRates',
+           'inject_noise', 'reference_summary', 'difficulty', 'household_member', 'simulate_user', 'simulate_chunk',
+           'chunks_for', 'simulate', 'events_content_hash', 'benchmark_throughput', 'simulate_stage', 'load_simulation',
+           'simulate_cli']
 
 # %% ../nbs/02_simulate.ipynb #6a02719f
 def _pick(rng: np.random.Generator, dist: dict) -> str:
@@ -55,9 +55,8 @@ def household_size_band(members: dict) -> str:
 _WORKING = ("office_worker", "it_professional", "healthcare", "teacher", "self_employed", "service_worker", "homemaker")
 
 # %% ../nbs/02_simulate.ipynb #acfce87d
-def sample_persona(rng: np.random.Generator, kb: KnowledgeBase, city_pool: str = "train") -> dict:
-    "A consistent persona state at the end date, drawn from the population priors."
-    pr = kb.priors
+def _demographics(rng: np.random.Generator, pr: dict, kb: KnowledgeBase, city_pool: str) -> dict:
+    "Gender, age, life phase, education, occupation, city, income and consumption: each drawn given the ones before."
     p: dict[str, Any] = {}
     p["gender"] = _pick(rng, pr["gender"])
     p["age_band"] = _pick(rng, pr["age_band"])
@@ -78,12 +77,19 @@ def sample_persona(rng: np.random.Generator, kb: KnowledgeBase, city_pool: str =
     inc = dict(pr["income_by_occupation"][p["occupation"]])
     if p["city_tier"] == "tier1":
         s = pr["income_tier1_shift"]
-        inc = {"low": inc["low"] * (1 - s), "middle": inc["middle"] * (1 - s) + inc["low"] * s, "high": inc["high"] + inc["middle"] * s}
+        inc = {"low": inc["low"] * (1 - s), "middle": inc["middle"] * (1 - s) + inc["low"] * s,
+               "high": inc["high"] + inc["middle"] * s}
     p["income_band"] = _pick(rng, inc)
     p["consumption_level"] = _pick(rng, pr["consumption_by_income"][p["income_band"]])
+    return p
+
+# %% ../nbs/02_simulate.ipynb #a1b2c3d4
+def _household(rng: np.random.Generator, pr: dict, p: dict) -> None:
+    "Marriage, children, who else lives at home, and housing (added to `p`)."
     married = rng.random() < pr["married_by_age"][p["age_band"]] * (0.2 if p["life_phase"] == "student" else 1.0)
     p["marital_status"] = "married" if married else "single"
-    p["parenting"] = "none" if p["life_phase"] == "student" else _pick(rng, pr["parenting_by_age"][p["marital_status"]][p["age_band"]])
+    by_age = pr["parenting_by_age"][p["marital_status"]][p["age_band"]]
+    p["parenting"] = "none" if p["life_phase"] == "student" else _pick(rng, by_age)
     if p["parenting"] == "teen" and p["age"] < 32: p["parenting"] = "child"
     members = {"spouse": int(married), "children": 0, "elders": 0, "parents": 0}
     if p["parenting"] in ("infant", "child", "teen"):
@@ -99,12 +105,18 @@ def sample_persona(rng: np.random.Generator, kb: KnowledgeBase, city_pool: str =
     if members["parents"]: p["housing"] = "owner"  # the family home
     elif p["life_phase"] == "student": p["housing"] = "renter"
     else:
-        q = pr["owner_by_age"][p["age_band"]] * pr["owner_tier_factor"][p["city_tier"]] * pr["owner_income_factor"][p["income_band"]]
+        q = (pr["owner_by_age"][p["age_band"]] * pr["owner_tier_factor"][p["city_tier"]]
+             * pr["owner_income_factor"][p["income_band"]])
         p["housing"] = "owner" if rng.random() < min(q, 0.95) else "renter"
+
+# %% ../nbs/02_simulate.ipynb #b2c3d4e5
+def _lifestyle(rng: np.random.Generator, pr: dict, p: dict) -> None:
+    "Pet, fitness, Big Five personality, travel frequency and interests (added to `p`)."
     p["pet"] = _pick(rng, pr["pet"])
     p["fitness"] = _pick(rng, pr["fitness_by_age"][p["age_band"]])
     b5 = np.clip(rng.normal(pr["big_five"]["mean"], pr["big_five"]["sd"], 5), 0, 1)
-    p["big_five"] = {k: round(float(v), 3) for k, v in zip(("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism"), b5)}
+    p["big_five"] = {k: round(float(v), 3) for k,
+                     v in zip(("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism"), b5)}
     trav = dict(pr["travel_by_income"][p["income_band"]])
     trav["frequent"] *= 0.5 + p["big_five"]["openness"]
     if p["occupation"] in ("self_employed", "it_professional", "office_worker"): trav["frequent"] *= 1.3
@@ -117,6 +129,12 @@ def sample_persona(rng: np.random.Generator, kb: KnowledgeBase, city_pool: str =
     w = np.array([weights[n] for n in names])
     k = int(_pick(rng, pr["interest_count"]))
     p["interests"] = [names[i] for i in sorted(rng.choice(len(names), size=k, replace=False, p=w / w.sum()))]
+
+def sample_persona(rng: np.random.Generator, kb: KnowledgeBase, city_pool: str = "train") -> dict:
+    "A consistent persona state at the end date, drawn from the population priors."
+    p = _demographics(rng, kb.priors, kb, city_pool)
+    _household(rng, kb.priors, p)
+    _lifestyle(rng, kb.priors, p)
     p["engaged"] = "no"
     return p
 
@@ -128,19 +146,21 @@ def history_start(end: dt.date, horizon_months: int) -> dt.date:
     y, m = divmod(end.year * 12 + end.month - 1 - horizon_months, 12)
     return dt.date(y, m + 1, min(end.day, pycal.monthrange(y, m + 1)[1])) + dt.timedelta(days=1)
 
-def build_timeline(rng: np.random.Generator, end_state: dict, kb: KnowledgeBase, start: dt.date, end: dt.date,
-                   city_pool: str = "train") -> tuple[dict, list[dict]]:
-    "Dated life events that lead to `end_state`; returns (start state, events sorted by date)."
-    pr, le = kb.priors, kb.priors["life_events"]
-    horizon = (end - start).days
-    events: list[dict] = []
-    def add(day: dt.date, kind: str, before: dict, after: dict, **info):
-        if start < day <= end: events.append(dict(date=day, event=kind, before=before, after=after, **info))
-    s = end_state
-    # relocation
+def state_on(start_state: dict, events: list[dict], day: dt.date) -> dict:
+    "The persona state on `day` (events dated `day` or earlier applied)."
+    s = dict(start_state)
+    for e in events:
+        if e["date"] <= day: s.update(e["after"])
+    return s
+
+# %% ../nbs/02_simulate.ipynb #d4e5f6a7
+def _relocation(rng, s: dict, kb: KnowledgeBase, end: dt.date, horizon: int, city_pool: str, add) -> None:
+    "A move from another city, recent (within `recent_days`) with probability `relocation_recent`."
+    le = kb.priors["life_events"]
     if rng.random() < le["relocation"]:
         recent = le["recent_days"]
-        offset = rng.integers(1, min(recent, horizon)) if (rng.random() < le["relocation_recent"] or horizon <= recent) \
+        offset = rng.integers(1,
+                              min(recent, horizon)) if (rng.random() < le["relocation_recent"] or horizon <= recent) \
             else rng.integers(recent, horizon)
         pool = [c for c in kb.cities if (city_pool == "all" or c.pool == city_pool) and c.name != s["home_city"]]
         same = [c for c in pool if c.tier == s["city_tier"]]
@@ -148,54 +168,77 @@ def build_timeline(rng: np.random.Generator, end_state: dict, kb: KnowledgeBase,
         old = cands[int(rng.integers(len(cands)))]
         add(_days(end, -offset), "relocation", {"home_city": old.name, "city_tier": old.tier},
             {"home_city": s["home_city"], "city_tier": s["city_tier"]})
-    # children: pregnancy, birth, growing up
-    if s["parenting"] != "none":
-        if s["parenting"] == "expecting":
-            conception = _days(end, -rng.integers(1, 270))
-            older = "child" if s["members"]["children"] else "none"
-            add(conception, "pregnancy", {"parenting": older}, {"parenting": "expecting"})
-        else:
-            lo, hi = {"infant": (0, 730), "child": (730, 4745), "teen": (4745, 6570)}[s["parenting"]]
-            birth = _days(end, -rng.integers(max(lo, 1), hi))
-            conception = _days(birth, -280)
-            older = "child" if s["members"]["children"] > 1 else "none"
-            ch = dict(s["members"]); ch["children"] -= 1
-            add(conception, "pregnancy", {"parenting": older}, {"parenting": "expecting"})
-            add(birth, "birth", {"parenting": "expecting", "household_size": household_size_band(ch), "members": ch},
-                {"parenting": "infant", "household_size": s["household_size"], "members": dict(s["members"])})
-            add(_days(birth, 730), "child_grows", {"parenting": "infant"}, {"parenting": "child"})
-            add(_days(birth, 4745), "child_grows", {"parenting": "child"}, {"parenting": "teen"})
-    # marriage (engagement 120 days before)
-    if s["marital_status"] == "married" and s["age"] < 35 and s["parenting"] in ("none", "expecting") and rng.random() < le["marriage_recent"]:
+
+def _children(rng, s: dict, end: dt.date, add) -> None:
+    "Pregnancy, birth and a child growing up, dated back from the end state's parenting."
+    if s["parenting"] == "none": return
+    if s["parenting"] == "expecting":
+        conception = _days(end, -rng.integers(1, 270))
+        older = "child" if s["members"]["children"] else "none"
+        add(conception, "pregnancy", {"parenting": older}, {"parenting": "expecting"})
+        return
+    lo, hi = {"infant": (0, 730), "child": (730, 4745), "teen": (4745, 6570)}[s["parenting"]]
+    birth = _days(end, -rng.integers(max(lo, 1), hi))
+    older = "child" if s["members"]["children"] > 1 else "none"
+    ch = dict(s["members"]); ch["children"] -= 1
+    add(_days(birth, -280), "pregnancy", {"parenting": older}, {"parenting": "expecting"})
+    add(birth, "birth", {"parenting": "expecting", "household_size": household_size_band(ch), "members": ch},
+        {"parenting": "infant", "household_size": s["household_size"], "members": dict(s["members"])})
+    add(_days(birth, 730), "child_grows", {"parenting": "infant"}, {"parenting": "child"})
+    add(_days(birth, 4745), "child_grows", {"parenting": "child"}, {"parenting": "teen"})
+
+# %% ../nbs/02_simulate.ipynb #e5f6a7b8
+def _marriage(rng, s: dict, le: dict, start: dt.date, horizon: int, add) -> None:
+    "A recent marriage (engagement 120 days before) for young married people without older children."
+    young_couple = s["marital_status"] == "married" and s["age"] < 35 and s["parenting"] in ("none", "expecting")
+    if young_couple and rng.random() < le["marriage_recent"]:
         day = _days(start, rng.integers(1, horizon))
         before = dict(s["members"]); before["spouse"] = 0
         add(_days(day, -120), "engagement", {"engaged": "no"}, {"engaged": "yes"})
-        add(day, "marriage", {"marital_status": "single", "engaged": "yes", "household_size": household_size_band(before), "members": before},
-            {"marital_status": "married", "engaged": "no", "household_size": s["household_size"], "members": dict(s["members"])})
-    # graduation (end of June) or a job change
+        add(day, "marriage",
+            {"marital_status": "single", "engaged": "yes", "household_size": household_size_band(before),
+             "members": before},
+            {"marital_status": "married", "engaged": "no", "household_size": s["household_size"],
+             "members": dict(s["members"])})
+
+def _career(rng, s: dict, pr: dict, start: dt.date, end: dt.date, horizon: int, add) -> None:
+    "Graduation (end of June) for young early-career people, or else a job change for working people."
+    le = pr["life_events"]
     if s["life_phase"] == "early_career" and s["age"] <= 25 and rng.random() < le["graduation"]:
         grads = [dt.date(y, 6, 30) for y in range(start.year, end.year + 1) if start < dt.date(y, 6, 30) <= end]
         if grads:
-            add(grads[int(rng.integers(len(grads)))], "graduation", {"life_phase": "student", "occupation": "student", "income_band": "low"},
+            add(grads[int(rng.integers(len(grads)))], "graduation",
+                {"life_phase": "student", "occupation": "student", "income_band": "low"},
                 {"life_phase": "early_career", "occupation": s["occupation"], "income_band": s["income_band"]})
     elif s["occupation"] in _WORKING and rng.random() < le["job_change"]:
-        dist = {o: w for o, w in pr["occupation_by_education"][s["education"]].items() if o != s["occupation"] and w > 0}
-        add(_days(start, rng.integers(1, horizon)), "job_change", {"occupation": _pick(rng, dist)}, {"occupation": s["occupation"]})
-    # pet adoption
+        dist = {o: w for o,
+                w in pr["occupation_by_education"][s["education"]].items() if o != s["occupation"] and w > 0}
+        add(_days(start, rng.integers(1, horizon)), "job_change", {"occupation": _pick(rng, dist)},
+            {"occupation": s["occupation"]})
+
+def _pet_adoption(rng, s: dict, le: dict, start: dt.date, horizon: int, add) -> None:
+    "The pet arrived during the history."
     if s["pet"] != "none" and rng.random() < le["pet_adoption"]:
         add(_days(start, rng.integers(1, horizon)), "pet_adoption", {"pet": "none"}, {"pet": s["pet"]})
+
+# %% ../nbs/02_simulate.ipynb #f6a7b8c9
+def build_timeline(rng: np.random.Generator, end_state: dict, kb: KnowledgeBase, start: dt.date, end: dt.date,
+                   city_pool: str = "train") -> tuple[dict, list[dict]]:
+    "Dated life events that lead to `end_state`; returns (start state, events sorted by date)."
+    pr, horizon, events = kb.priors, (end - start).days, []
+    def add(day: dt.date, kind: str, before: dict, after: dict, **info):
+        if start < day <= end: events.append(dict(date=day, event=kind, before=before, after=after, **info))
+    _relocation(rng, end_state, kb, end, horizon, city_pool, add)
+    _children(rng, end_state, end, add)
+    _marriage(rng, end_state, pr["life_events"], start, horizon, add)
+    _career(rng, end_state, pr, start, end, horizon, add)
+    _pet_adoption(rng, end_state, pr["life_events"], start, horizon, add)
     events.sort(key=lambda e: (e["date"], e["event"]))
-    state = {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v) for k, v in end_state.items()}
-    for e in reversed(events):
+    state = {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v) for k,
+             v in end_state.items()}
+    for e in reversed(events):  # undo the events, newest first
         state.update({k: (dict(v) if isinstance(v, dict) else v) for k, v in e["before"].items()})
     return state, events
-
-def state_on(start_state: dict, events: list[dict], day: dt.date) -> dict:
-    "The persona state on `day` (events dated `day` or earlier applied)."
-    s = dict(start_state)
-    for e in events:
-        if e["date"] <= day: s.update(e["after"])
-    return s
 
 # %% ../nbs/02_simulate.ipynb #df09eca0
 def gold_tags(end_state: dict, events: list[dict], end: dt.date, recent_days: int = 180) -> dict:
@@ -244,7 +287,8 @@ def session_transitions(platform_idx: np.ndarray, urgency: np.ndarray, big_five:
     return t / t.sum(axis=2, keepdims=True)
 
 def run_sessions(rng: np.random.Generator, transitions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    "Run every session's MDP from idle until it returns to idle; returns (session index, step, state) per emitted event."
+    """Run every session's MDP from idle until it returns to idle; returns (session index, step, state) per emitted
+    event."""
     n = len(transitions)
     state = np.zeros(n, dtype=np.int64)
     alive = np.ones(n, dtype=bool)
@@ -265,65 +309,71 @@ def run_sessions(rng: np.random.Generator, transitions: np.ndarray) -> tuple[np.
 class World:
     "The knowledge base compiled into arrays for vectorised simulation."
     def __init__(self, kb: KnowledgeBase):
-        self.kb = kb
+        self.kb, self.catalog = kb, kb.catalog
         self.cat_ids = [c.id for c in kb.categories]
         self.cat_index = {c: i for i, c in enumerate(self.cat_ids)}
         self.n_cat = len(self.cat_ids)
         self.cat_source = np.array([SOURCES.index(c.source) for c in kb.categories])
         self.city_names = [c.name for c in kb.cities]
         self.city_index = {c: i for i, c in enumerate(self.city_names)}
-        self.city_tier = {c.name: c.tier for c in kb.cities}
-        cat = kb.catalog
-        self.catalog = cat
-        self.entity_name = cat["name"].to_numpy(object)
-        self.entity_clean = cat["clean"].to_numpy(object)
-        self.entity_id = cat["entity_id"].to_numpy(object)
-        self.entity_price = cat["price"].to_numpy(float)
+        self.n_city = len(self.city_names)
+        self._compile_entities(kb.catalog)
+        self._compile_groups(kb.catalog)
+        self._compile_needs(kb)
+        self._compile_search(kb)
+        self._state_cache: dict = {}
+        self.calendar_cache: dict = {}  # (start, days) -> calendar arrays, shared by every user of a history window
+
+    def _compile_entities(self, cat: pd.DataFrame) -> None:
+        "Per-entity arrays: id, clean form, core, price, city, raw title variants and POI attributes."
+        self.entity_id, self.entity_clean = cat["entity_id"].to_numpy(object), cat["clean"].to_numpy(object)
+        self.entity_core, self.entity_price = cat["core"].to_numpy(object), cat["price"].to_numpy(float)
         self.entity_city = cat["city"].to_numpy(object)
-        self.entity_district = cat["district"].to_numpy(object)
-        self.entity_core = cat["core"].to_numpy(object)
-        self.catalog_source = cat["source"].to_numpy(object)
+        self.core_lower = np.array([str(c).lower() for c in self.entity_core], dtype=object)
         # raw title variants, flattened: entity e's variant v is titles[e * 4 + v] (non-e-commerce: the name)
         self.titles = np.array([(list(ts) * 4)[:4] for ts in cat["titles"]], dtype=object).ravel()
         self.misleading = np.array([(list(ts) * 2)[:2] for ts in cat["misleading_titles"]], dtype=object).ravel()
-        # entity groups: key = ((cat * 4 + band) * (n_city + 1) + city); band 3 = any band, city n_city = any city
-        n_city = len(self.city_names)
-        self.n_city = n_city
+        poi_type = {c.id: c.path.split(" > ")[-1] for c in self.kb.categories}
+        self.poi_attrs = np.array([f'{{"poi_type": "{poi_type[c]}", "district": "{d}"}}' if s == "poi" else ""
+                                   for c, s, d in zip(cat["category"], cat["source"], cat["district"])], dtype=object)
+
+    def _compile_groups(self, cat: pd.DataFrame) -> None:
+        """Entities grouped by key ((category * 4 + band) * (n_city + 1) + city); band 3 = any band, city n_city = any
+        city."""
+        n_city = self.n_city
         band = cat["price_band"].map({"budget": 0, "mid": 1, "premium": 2}).to_numpy()
         cidx = cat["category"].map(self.cat_index).to_numpy()
         city = np.array([self.city_index.get(c, n_city) if c else n_city for c in cat["city"]])
         self.city_bound = np.zeros(self.n_cat, dtype=bool)
         self.city_bound[np.unique(cidx[city < n_city])] = True
-        keys_all = []
-        for b in (band, np.full_like(band, 3)):
-            for c in (city, np.full_like(city, n_city)):
-                keys_all.append(((cidx * 4 + b) * (n_city + 1) + c, np.arange(len(cat))))
+        keys_all = [((cidx * 4 + b) * (n_city + 1) + c, np.arange(len(cat)))
+                    for b in (band, np.full_like(band, 3)) for c in (city, np.full_like(city, n_city))]
         keys = np.concatenate([k for k, _ in keys_all]); ents = np.concatenate([e for _, e in keys_all])
         order = np.lexsort((ents, keys))
         self.group_keys, self.group_entities = keys[order], ents[order]
         n_keys = self.n_cat * 4 * (n_city + 1)
         self.group_start = np.searchsorted(self.group_keys, np.arange(n_keys))
         self.group_count = np.searchsorted(self.group_keys, np.arange(n_keys), side="right") - self.group_start
-        # needs and gates
+
+    def _compile_needs(self, kb: KnowledgeBase) -> None:
+        "The (need × category) weight matrix, the category gates and which categories each intent can drive."
         self.needs = list(kb.needs)
         self.need_matrix = np.zeros((len(self.needs), self.n_cat))
         for i, n in enumerate(self.needs):
             for c, w in n.categories.items(): self.need_matrix[i, self.cat_index[c]] = n.strength * w
         self.gated = [(self.cat_index[c.id], c.gate) for c in kb.categories if c.gate]
-        self._state_cache: dict = {}
-        self.calendar_cache: dict = {}  # (start, days) -> calendar arrays, shared by every user of a history window
         self.intent_categories: dict[str, set[int]] = {}  # intent label -> the categories it can drive
-        for f in kb.festivals: self.intent_categories.setdefault(f.intent, set()).update(self.cat_index[c] for c in f.categories)
+        for f in kb.festivals: self.intent_categories.setdefault(f.intent,
+                                                                 set()).update(self.cat_index[c] for c in f.categories)
         for it in kb.event_intents.values():
             self.intent_categories.setdefault(it["intent"], set()).update(self.cat_index[c] for c in it["categories"])
+
+    def _compile_search(self, kb: KnowledgeBase) -> None:
+        "Search terms per category, flattened with start offsets and counts."
         self.search_terms = [list(c.search) or [c.path.split(" > ")[-1].lower()] for c in kb.categories]
         self.term_flat = np.array([s for ts in self.search_terms for s in ts], dtype=object)
         self.term_count = np.array([len(ts) for ts in self.search_terms])
         self.term_start = np.r_[0, np.cumsum(self.term_count)[:-1]]
-        self.core_lower = np.array([str(c).lower() for c in self.entity_core], dtype=object)
-        poi_type = {c.id: c.path.split(" > ")[-1] for c in kb.categories}
-        self.poi_attrs = np.array([f'{{"poi_type": "{poi_type[c]}", "district": "{d}"}}' if s == "poi" else ""
-                                   for c, s, d in zip(cat["category"], cat["source"], cat["district"])], dtype=object)
 
     def state_profile(self, state: dict) -> tuple[np.ndarray, np.ndarray]:
         "(active-needs mask, category-allowed mask) for a persona state, cached: states repeat across periods."
@@ -336,13 +386,15 @@ class World:
             hit = self._state_cache[key] = (active, allowed)
         return hit
 
-    def draw_entities(self, rng: np.random.Generator, cats: np.ndarray, bands: np.ndarray, cities: np.ndarray) -> np.ndarray:
+    def draw_entities(self, rng: np.random.Generator, cats: np.ndarray, bands: np.ndarray,
+                      cities: np.ndarray) -> np.ndarray:
         "One entity index per row for (category, price band 0-2, city index) with fallbacks to any band, then any city."
         n_city = self.n_city
         city = np.where(self.city_bound[cats], cities, n_city)
         out = np.empty(len(cats), dtype=np.int64)
         todo = np.ones(len(cats), dtype=bool)
-        for b, c in ((bands, city), (np.full_like(bands, 3), city), (np.full_like(bands, 3), np.full_like(city, n_city))):
+        for b, c in ((bands, city), (np.full_like(bands, 3), city),
+                     (np.full_like(bands, 3), np.full_like(city, n_city))):
             key = (cats * 4 + b) * (n_city + 1) + c
             cnt = self.group_count[key]
             ok = todo & (cnt > 0)
@@ -366,8 +418,10 @@ HABIT_WEIGHT = 0.25  # the habit's share of the category mix once formed
 def persona_platform_rates(s: dict) -> np.ndarray:
     "Sessions per day on each platform for a persona state, before calendar effects."
     b5 = s["big_five"]
-    ecom = {"budget": .9, "mid": 1.0, "premium": 1.2}[s["consumption_level"]] * {"retired": .6, "student": 1.1}.get(s["occupation"], 1.0)
-    deliv = {"office_worker": 1.3, "it_professional": 1.4, "healthcare": 1.2, "student": 1.3, "homemaker": .6, "retired": .4}.get(s["occupation"], 1.0)
+    ecom = {"budget": .9, "mid": 1.0, "premium": 1.2}[s["consumption_level"]]
+    ecom *= {"retired": .6, "student": 1.1}.get(s["occupation"], 1.0)
+    deliv = {"office_worker": 1.3, "it_professional": 1.4, "healthcare": 1.2, "student": 1.3, "homemaker": .6,
+             "retired": .4}.get(s["occupation"], 1.0)
     deliv *= 1.2 if s["household_size"] == "1" else 1.0
     travel = {"rare": .35, "occasional": 1.0, "frequent": 2.8}[s["travel_frequency"]] * (0.7 + 0.6 * b5["openness"])
     poi = (0.6 + 0.8 * b5["extraversion"]) * (1.2 if s["occupation"] == "retired" else 1.0)
@@ -380,7 +434,8 @@ def calendar_arrays(world: World, start: dt.date, n_days: int) -> tuple[np.ndarr
     key = (start, n_days)
     cache = world.calendar_cache
     if key in cache: return cache[key]
-    plat = np.ones((n_days, 4)); catm = np.ones((n_days, world.n_cat)); label = np.full((n_days, world.n_cat), -1, dtype=np.int16)
+    plat, catm = np.ones((n_days, 4)), np.ones((n_days, world.n_cat))
+    label = np.full((n_days, world.n_cat), -1, dtype=np.int16)
     days = [start + dt.timedelta(days=i) for i in range(n_days)]
     weekend = np.array([d.weekday() >= 5 for d in days])
     pay = kb.recurring["payday"]
@@ -430,134 +485,210 @@ def _periods(start: dt.date, end: dt.date, events: list[dict]) -> list[tuple[int
     return list(zip(cuts[:-1], cuts[1:]))
 
 # %% ../nbs/02_simulate.ipynb #bdb4b2d5
-def generate_behaviour(rng: np.random.Generator, world: World, cfg: SimulateConfig, start_state: dict, events: list[dict],
-                       start: dt.date, end: dt.date, scale: float = 1.0, city_pool_names: list[str] | None = None
-                       ) -> tuple[Behaviour, list[tuple[int, int, dict]]]:
-    "Simulate one person's sessions and events day by day; returns the behaviour and the state periods."
-    kb = world.kb
-    n_days = (end - start).days + 1
-    plat_mult, cat_mult, fest_label, fest_intents = calendar_arrays(world, start, n_days)
-    # life-event intents: additive category weight around each event
+@dataclass
+class Surroundings:
+    "What shapes one person's days, computed once per history: the calendar, life-event intents, places and labels."
+    world: World
+    start: dt.date                # the history's first day
+    plat_mult: np.ndarray         # (D, 4) session-rate multiplier per day and platform
+    cat_mult: np.ndarray          # (D, C) festival multiplier per day and category
+    fest_label: np.ndarray        # (D, C) festival intent index (-1 = none)
+    fest_intents: list            # festival intent names
+    ev_add: np.ndarray            # (D, C) additive weight of life-event intents
+    ev_label: np.ndarray          # (D, C) index of the life event driving it (-1 = none)
+    ev_intents: np.ndarray        # intent label per life event index, plus "" for -1
+    need_ids: np.ndarray          # need id per source index: needs, "habit", "event:<name>"..., ""
+    pool_idx: np.ndarray          # city indices trips can go to
+    hour_cum: np.ndarray          # (4, 24) cumulative hour-of-day profile per platform
+
+def _life_event_intents(world: World, events: list[dict], start: dt.date, n_days: int) -> tuple:
+    """Additive category weight around each life event that has an intent: (weights, event index per day and category,
+    event names)."""
     ev_add = np.zeros((n_days, world.n_cat)); ev_label = np.full((n_days, world.n_cat), -1, dtype=np.int16)
-    ev_names = []
+    names = []
     for e in events:
-        it = kb.event_intents.get(e["event"])
+        it = world.kb.event_intents.get(e["event"])
         if not it: continue
         d0 = (e["date"] - start).days
         i0, i1 = max(d0 - it["days_before"], 0), min(d0 + it["days_after"] + 1, n_days)
         if i0 >= i1: continue
-        ev_names.append(e["event"])
+        names.append(e["event"])
         for c, w in it["categories"].items():
-            if c in ("cat_supplies", "dog_supplies") and e["event"] == "pet_adoption" and not c.startswith(e["after"]["pet"]): continue
+            if c in ("cat_supplies",
+                     "dog_supplies") and e["event"] == "pet_adoption" and not c.startswith(e["after"]["pet"]): continue
             ci = world.cat_index[c]
             ev_add[i0:i1, ci] += it["strength"] * w
-            ev_label[i0:i1, ci] = len(ev_names) - 1
-    pool = city_pool_names or world.city_names
-    pool_idx = np.array([world.city_index[c] for c in pool])
-    need_ids = np.array([n.id for n in world.needs] + ["habit"] + [f"event:{x}" for x in ev_names] + [""], dtype=object)
-    habit = None
-    parts, periods, trips = [], [], []
-    sess_base = 0
-    plat_of_cat = world.cat_source
+            ev_label[i0:i1, ci] = len(names) - 1
+    return ev_add, ev_label, names
+
+def surroundings(world: World, events: list[dict], start: dt.date, end: dt.date,
+                 city_pool_names: list[str] | None = None) -> Surroundings:
+    "Everything about a history that does not depend on the day's draws."
+    n_days = (end - start).days + 1
+    plat_mult, cat_mult, fest_label, fest_intents = calendar_arrays(world, start, n_days)
+    ev_add, ev_label, ev_names = _life_event_intents(world, events, start, n_days)
     hour_cum = np.cumsum(np.array([HOUR_PROFILE[s] for s in SOURCES], dtype=float), axis=1)
-    hour_cum /= hour_cum[:, -1:]
+    return Surroundings(world, start, plat_mult, cat_mult, fest_label, fest_intents, ev_add, ev_label,
+                        np.array([world.kb.event_intents[x]["intent"] for x in ev_names] + [""], dtype=object),
+                        np.array([n.id for n in world.needs] + ["habit"] + [f"event:{x}" for x in ev_names] + [""],
+                                 dtype=object),
+                        np.array([world.city_index[c] for c in (city_pool_names or world.city_names)]),
+                        hour_cum / hour_cum[:, -1:])
+
+# %% ../nbs/02_simulate.ipynb #b8c9d0e1
+def _session_days(rng, env: Surroundings, rates: np.ndarray, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    "Poisson session counts per day and platform on days [a, b): the (day, platform) of every session."
+    counts = rng.poisson(rates[None, :] * env.plat_mult[a:b])
+    flat = counts.ravel()
+    return a + np.repeat(np.repeat(np.arange(b - a), 4), flat), np.repeat(np.tile(np.arange(4), b - a), flat)
+
+def _session_categories(rng, env: Surroundings, base: np.ndarray, habit_w: np.ndarray, s_day, s_plat) -> np.ndarray:
+    """A category per session from the day's mix: needs + habit + life-event intents, times festival multipliers, on
+    its platform."""
+    platmask = env.world.cat_source[None, :] == s_plat[:, None]
+    w = (base + habit_w + 1e-3 * base.mean() + env.ev_add[s_day]) * env.cat_mult[s_day] * platmask
+    cum = np.cumsum(w, axis=1)
+    return (rng.random(len(s_day))[:, None] * cum[:, -1:] < cum).argmax(axis=1)
+
+def _session_sources(rng, env: Surroundings, needs_w: np.ndarray, habit_w: np.ndarray, s_day,
+                     s_cat) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "Which need, habit or life-event intent produced each session: (need id index, intent label, urgency)."
+    n_needs = len(env.world.needs)
+    comp = np.concatenate([needs_w[:, s_cat].T, habit_w[s_cat][:, None], env.ev_add[s_day, s_cat][:, None]], axis=1)
+    ccum = np.cumsum(comp, axis=1)
+    src = (rng.random(len(s_cat))[:, None] * ccum[:, -1:] < ccum).argmax(axis=1)
+    src = np.where(ccum[:, -1] > 0, src, comp.shape[1])               # epsilon draws: no need
+    is_event = src == n_needs + 1
+    s_need = np.where(is_event, n_needs + 1 + env.ev_label[s_day, s_cat].clip(0),
+                      np.minimum(src, len(env.need_ids) - 1))
+    s_need = np.where(src == comp.shape[1], len(env.need_ids) - 1, s_need)
+    fest = env.fest_label[s_day, s_cat]
+    s_intent = np.where(is_event, env.ev_intents[env.ev_label[s_day, s_cat]],
+                        np.where(fest >= 0, np.array(env.fest_intents + ["routine"], dtype=object)[fest], "routine"))
+    return s_need, s_intent, 1.0 + 0.5 * (env.cat_mult[s_day, s_cat] - 1.0) + 1.0 * is_event
+
+# %% ../nbs/02_simulate.ipynb #c9d0e1f2
+def _session_mdp(rng, s_plat, urgency, big_five: dict) -> tuple[np.ndarray, np.ndarray]:
+    "Run every session's MDP: (session index, state) per emitted event, in session and step order."
+    e_sess, e_step, e_state = run_sessions(rng, session_transitions(s_plat, urgency, big_five))
+    order = np.lexsort((e_step, e_sess))
+    return e_sess[order], e_state[order]
+
+def _session_places(rng, env: Surroundings, state: dict, s_plat, s_cat) -> tuple:
+    """Where each session happens and what it is about: (home city, session city, focus entity, another entity of the
+    category)."""
+    world, pool_idx = env.world, env.pool_idx
+    home = world.city_index[state["home_city"]]
+    band_cum = np.cumsum(_BAND_BY_LEVEL[state["consumption_level"]])
+    band = (rng.random(len(s_plat))[:, None] > band_cum[None, :]).sum(axis=1)
+    away = pool_idx[rng.integers(len(pool_idx), size=len(s_plat))]
+    away = np.where(away == home,
+                    pool_idx[(np.searchsorted(pool_idx, home) + 1) % len(pool_idx)] if len(pool_idx) > 1 else home,
+                    away)
+    s_city = np.where(s_plat == SOURCES.index("travel"), away, home)
+    return home, s_city, world.draw_entities(rng, s_cat, band, s_city), world.draw_entities(rng, s_cat, band, s_city)
+
+def _event_actions(rng, world: World, s_plat, s_cat, e_sess, e_state, focus, other) -> tuple:
+    "Each event's action, entity (browsing sometimes looks at another item; -1 for searches) and search query."
+    n_ev = len(e_sess)
+    ev_plat, ev_cat = s_plat[e_sess], s_cat[e_sess]
+    action = np.array([a for s in SOURCES for a in ACTIONS[s]], dtype=object)[ev_plat * 4 + e_state]
+    is_search = e_state == SEARCHING
+    ent = np.where((e_state == BROWSING) & (rng.random(n_ev) < 0.5) & (ev_plat != 3), other[e_sess], focus[e_sess])
+    ent = np.where(is_search, -1, ent)
+    term = world.term_flat[world.term_start[ev_cat] + (rng.random(n_ev) * world.term_count[ev_cat]).astype(np.int64)]
+    query = np.where(is_search, np.where(rng.random(n_ev) < 0.6, term, world.core_lower[focus[e_sess]]),
+                     "").astype(object)
+    return action, ent, query
+
+# %% ../nbs/02_simulate.ipynb #d0e1f2a3
+def _carts(rng, action: np.ndarray) -> np.ndarray:
+    """Turn 12% of e-commerce purchases into abandoned carts (in place); returns the purchases that get a cart step
+    before them."""
+    ecom_buy = np.flatnonzero(action == "purchase")
+    abandon = ecom_buy[rng.random(len(ecom_buy)) < 0.12]
+    action[abandon] = "cart"
+    return ecom_buy[(rng.random(len(ecom_buy)) < 0.5) & ~np.isin(ecom_buy, abandon)]
+
+def _timestamps(rng, env: Surroundings, s_day, s_plat, e_sess) -> np.ndarray:
+    """Seconds since the history's start per event: a session starts at an hour drawn from its platform's profile,
+    steps follow after gaps."""
+    n_sess, n_ev = len(s_day), len(e_sess)
+    hour = (rng.random(n_sess)[:, None] > env.hour_cum[s_plat]).sum(axis=1)
+    s_ts = (s_day * 86400 + hour * 3600 + rng.integers(0, 3600, n_sess)).astype(np.int64)
+    csum = np.cumsum((15 + rng.exponential(60, n_ev)).astype(np.int64))
+    first = np.r_[True, e_sess[1:] != e_sess[:-1]]
+    starts = np.maximum.accumulate(np.where(first, np.arange(n_ev), 0))
+    return s_ts[e_sess] + csum - csum[starts]
+
+def _event_attrs(rng, env: Surroundings, action, ent, e_sess, s_day, s_plat, s_city, trips: list) -> np.ndarray:
+    "Event attributes: a booking's check-in and nights (its trip appended to `trips`), a POI's type and district."
+    world = env.world
+    attrs = np.full(len(e_sess), "", dtype=object)
+    for i in np.flatnonzero(action == "book"):
+        check_in = int(s_day[e_sess[i]] + rng.integers(2, 40))
+        nights = int(rng.integers(1, 6))
+        trips.append((check_in, nights, int(world.city_index.get(world.entity_city[ent[i]], s_city[e_sess[i]]))))
+        attrs[i] = f'{{"check_in": "{env.start + dt.timedelta(days=check_in)}", "nights": {nights}}}'
+    poi_ev = (s_plat[e_sess] == 3) & (ent >= 0)
+    attrs[poi_ev] = world.poi_attrs[ent[poi_ev]]
+    return attrs
+
+# %% ../nbs/02_simulate.ipynb #e1f2a3b4
+def _period_behaviour(rng, env: Surroundings, state: dict, needs_w, habit_w, s_day, s_plat, sess_base: int, trips: list
+                      ) -> tuple[Behaviour, np.ndarray]:
+    """The events of one constant-state stretch whose sessions are (s_day, s_plat); returns them and each session's
+    category."""
+    base = needs_w.sum(axis=0)
+    s_cat = _session_categories(rng, env, base, habit_w, s_day, s_plat)
+    s_need, s_intent, urgency = _session_sources(rng, env, needs_w, habit_w, s_day, s_cat)
+    e_sess, e_state = _session_mdp(rng, s_plat, urgency, state["big_five"])
+    home, s_city, focus, other = _session_places(rng, env, state, s_plat, s_cat)
+    action, ent, query = _event_actions(rng, env.world, s_plat, s_cat, e_sess, e_state, focus, other)
+    pre = _carts(rng, action)
+    ts = _timestamps(rng, env, s_day, s_plat, e_sess)
+    attrs = _event_attrs(rng, env, action, ent, e_sess, s_day, s_plat, s_city, trips)
+    part = Behaviour(day=s_day[e_sess], ts=ts, platform=s_plat[e_sess], action=action, category=s_cat[e_sess],
+                     entity=ent, query=query,
+                     need=env.need_ids[s_need[e_sess]], intent=s_intent[e_sess].astype(object),
+                     city=np.where(ent >= 0, s_city[e_sess], home),
+                     session=e_sess + sess_base, attrs=attrs, trips=[])
+    if len(pre):  # a cart step shortly before half the purchases
+        cart = part.take(pre)
+        cart.action = np.full(len(pre), "cart", dtype=object)
+        cart.ts = cart.ts - rng.integers(30, 300, len(pre))
+        part = _concat([part, cart])
+    return part, s_cat
+
+# %% ../nbs/02_simulate.ipynb #f2a3b4c5
+def _empty_behaviour() -> Behaviour:
+    empty, text = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
+    return Behaviour(empty, empty, empty, text, empty, empty, text, text, text, empty, empty, text, [])
+
+def generate_behaviour(rng: np.random.Generator, world: World, cfg: SimulateConfig, start_state: dict,
+                       events: list[dict],
+                       start: dt.date, end: dt.date, scale: float = 1.0, city_pool_names: list[str] | None = None
+                       ) -> tuple[Behaviour, list[tuple[int, int, dict]]]:
+    "Simulate one person's sessions and events day by day; returns the behaviour and the state periods."
+    env = surroundings(world, events, start, end, city_pool_names)
+    habit, parts, periods, trips, sess_base = None, [], [], [], 0
     for a, b in _periods(start, end, events):
         state = state_on(start_state, events, start + dt.timedelta(days=a))
         periods.append((a, b, state))
-        active = world.state_profile(state)[0]
-        needs_w = world.need_matrix * active[:, None]                   # (n_needs, C)
+        needs_w = world.need_matrix * world.state_profile(state)[0][:, None]   # (n_needs, C)
         base = needs_w.sum(axis=0)
         if habit is None: habit = base / base.sum()
         habit_w = habit * HABIT_WEIGHT * base.sum()
-        rates = persona_platform_rates(state) * cfg.activity_scale * scale
-        lam = rates[None, :] * plat_mult[a:b]                           # (D,4)
-        counts = rng.poisson(lam)
-        n_sess = int(counts.sum())
-        if n_sess == 0: continue
-        flat = counts.ravel()
-        s_day = a + np.repeat(np.repeat(np.arange(b - a), 4), flat)
-        s_plat = np.repeat(np.tile(np.arange(4), b - a), flat)
-        # category per session
-        platmask = (plat_of_cat[None, :] == s_plat[:, None])
-        w = (base + habit_w + 1e-3 * base.mean() + ev_add[s_day]) * cat_mult[s_day] * platmask
-        cum = np.cumsum(w, axis=1)
-        s_cat = (rng.random(n_sess)[:, None] * cum[:, -1:] < cum).argmax(axis=1)
-        # which need / habit / intent produced it
-        comp = np.concatenate([needs_w[:, s_cat].T, habit_w[s_cat][:, None], ev_add[s_day, s_cat][:, None]], axis=1)
-        ccum = np.cumsum(comp, axis=1)
-        src = (rng.random(n_sess)[:, None] * ccum[:, -1:] < ccum).argmax(axis=1)
-        src = np.where(ccum[:, -1] > 0, src, comp.shape[1])               # epsilon draws: no need
-        is_event = src == len(world.needs) + 1
-        s_need = np.where(is_event, len(world.needs) + 1 + ev_label[s_day, s_cat].clip(0), np.minimum(src, len(need_ids) - 1))
-        s_need = np.where(src == comp.shape[1], len(need_ids) - 1, s_need)
-        fest = fest_label[s_day, s_cat]
-        s_intent = np.where(is_event, np.array([kb.event_intents[x]["intent"] for x in ev_names] + [""], dtype=object)[ev_label[s_day, s_cat]],
-                            np.where(fest >= 0, np.array(fest_intents + ["routine"], dtype=object)[fest], "routine"))
-        urgency = 1.0 + 0.5 * (cat_mult[s_day, s_cat] - 1.0) + 1.0 * is_event
-        # the MDP inside each session
-        trans = session_transitions(s_plat, urgency, state["big_five"])
-        e_sess, e_step, e_state = run_sessions(rng, trans)
-        order = np.lexsort((e_step, e_sess))
-        e_sess, e_step, e_state = e_sess[order], e_step[order], e_state[order]
-        # session entities: price band by consumption level, city by platform
-        home = world.city_index[state["home_city"]]
-        band = (rng.random(n_sess)[:, None] > np.cumsum(_BAND_BY_LEVEL[state["consumption_level"]])[None, :]).sum(axis=1)
-        away = pool_idx[rng.integers(len(pool_idx), size=n_sess)]
-        away = np.where(away == home, pool_idx[(np.searchsorted(pool_idx, home) + 1) % len(pool_idx)] if len(pool_idx) > 1 else home, away)
-        s_city = np.where(s_plat == SOURCES.index("travel"), away, home)
-        focus = world.draw_entities(rng, s_cat, band, s_city)
-        other = world.draw_entities(rng, s_cat, band, s_city)
-        # events
-        n_ev = len(e_sess)
-        ev_plat, ev_cat = s_plat[e_sess], s_cat[e_sess]
-        action = np.array([a for s in SOURCES for a in ACTIONS[s]], dtype=object)[ev_plat * 4 + e_state]
-        is_search = e_state == SEARCHING
-        ent = np.where((e_state == BROWSING) & (rng.random(n_ev) < 0.5) & (ev_plat != 3), other[e_sess], focus[e_sess])
-        ent = np.where(is_search, -1, ent)
-        term = world.term_flat[world.term_start[ev_cat] + (rng.random(n_ev) * world.term_count[ev_cat]).astype(np.int64)]
-        query = np.where(is_search, np.where(rng.random(n_ev) < 0.6, term, world.core_lower[focus[e_sess]]), "").astype(object)
-        # e-commerce: abandoned carts, and a cart step before some purchases
-        ecom_buy = np.flatnonzero(action == "purchase")
-        abandon = ecom_buy[rng.random(len(ecom_buy)) < 0.12]
-        action[abandon] = "cart"
-        pre = ecom_buy[(rng.random(len(ecom_buy)) < 0.5) & ~np.isin(ecom_buy, abandon)]
-        # timestamps
-        hour = (rng.random(n_sess)[:, None] > hour_cum[s_plat]).sum(axis=1)
-        s_ts = (s_day * 86400 + hour * 3600 + rng.integers(0, 3600, n_sess)).astype(np.int64)
-        gaps = (15 + rng.exponential(60, n_ev)).astype(np.int64)
-        first = np.r_[True, e_sess[1:] != e_sess[:-1]]
-        csum = np.cumsum(gaps)
-        starts = np.maximum.accumulate(np.where(first, np.arange(n_ev), 0))
-        offset = csum - csum[starts]
-        ts = s_ts[e_sess] + offset
-        attrs = np.full(n_ev, "", dtype=object)
-        city = np.where(ent >= 0, s_city[e_sess], home)
-        for i in np.flatnonzero(action == "book"):
-            check_in = int(s_day[e_sess[i]] + rng.integers(2, 40))
-            nights = int(rng.integers(1, 6))
-            dest = int(world.city_index.get(world.entity_city[ent[i]], s_city[e_sess[i]]))
-            trips.append((check_in, nights, dest))
-            attrs[i] = f'{{"check_in": "{start + dt.timedelta(days=check_in)}", "nights": {nights}}}'
-        poi_ev = (ev_plat == 3) & (ent >= 0)
-        attrs[poi_ev] = world.poi_attrs[ent[poi_ev]]
-        part = Behaviour(day=s_day[e_sess], ts=ts, platform=ev_plat, action=action, category=ev_cat, entity=ent, query=query,
-                         need=need_ids[s_need[e_sess]], intent=s_intent[e_sess].astype(object), city=city, session=e_sess + sess_base,
-                         attrs=attrs, trips=[])
-        if len(pre):
-            cart = part.take(pre)
-            cart.action = np.full(len(pre), "cart", dtype=object)
-            cart.ts = cart.ts - rng.integers(30, 300, len(pre))
-            part = _concat([part, cart])
+        s_day, s_plat = _session_days(rng, env, persona_platform_rates(state) * cfg.activity_scale * scale, a, b)
+        if not len(s_day): continue
+        part, s_cat = _period_behaviour(rng, env, state, needs_w, habit_w, s_day, s_plat, sess_base, trips)
         parts.append(part)
-        sess_base += n_sess
+        sess_base += len(s_day)
         # behaviour-driven drift: the habit moves towards this period's observed category mix
         observed = np.bincount(s_cat, minlength=world.n_cat).astype(float)
         alpha = 1 - (1 - cfg.drift_rate) ** ((b - a) / 30.0)
         habit = (1 - alpha) * habit + alpha * observed / observed.sum()
-    if not parts:
-        empty = np.zeros(0, dtype=np.int64)
-        return Behaviour(empty, empty, empty, np.zeros(0, object), empty, empty, np.zeros(0, object), np.zeros(0, object),
-                         np.zeros(0, object), empty, empty, np.zeros(0, object), []), periods
+    if not parts: return _empty_behaviour(), periods
     out = _concat(parts)
     out.trips = trips
     return out, periods
@@ -569,15 +700,25 @@ def sum_checks(parts: list[dict]) -> dict:
     "Checker counts (before/after per rule) added up over people, users or chunks."
     return {side: {r: sum(p[side][r] for p in parts) for r in CHECK_RULES} for side in ("before", "after")}
 
-def find_violations(world: World, b: Behaviour, periods: list, n_days: int) -> dict[str, np.ndarray]:
-    "Boolean masks of events breaking each rule."
+def _day_period(periods: list, n_days: int) -> np.ndarray:
+    "The index of the constant-state period each day belongs to."
     day_period = np.zeros(n_days, dtype=np.int64)
     for k, (a, e, _) in enumerate(periods): day_period[a:e] = k
-    allowed_p = np.array([world.state_profile(s)[1] for _, _, s in periods])   # (periods, C)
-    gate_bad = ~allowed_p[day_period[b.day], b.category]
+    return day_period
+
+def _whereabouts(world: World, b: Behaviour, periods: list, day_period: np.ndarray) -> np.ndarray:
+    "The city index the person is in on each day: home, or a booked trip's destination."
     where = np.array([world.city_index[s["home_city"]] for _, _, s in periods])[day_period]
     for check_in, nights, dest in b.trips:
-        where[check_in:min(check_in + nights, n_days)] = dest
+        where[check_in:min(check_in + nights, len(where))] = dest
+    return where
+
+def find_violations(world: World, b: Behaviour, periods: list, n_days: int) -> dict[str, np.ndarray]:
+    "Boolean masks of events breaking each rule."
+    day_period = _day_period(periods, n_days)
+    allowed_p = np.array([world.state_profile(s)[1] for _, _, s in periods])   # (periods, C)
+    gate_bad = ~allowed_p[day_period[b.day], b.category]
+    where = _whereabouts(world, b, periods, day_period)
     poi = b.platform == SOURCES.index("poi")
     loc_bad = poi & (b.entity >= 0) & (b.city != where[b.day])
     acts, act_inv = np.unique(b.action.astype(str), return_inverse=True)
@@ -594,38 +735,37 @@ def find_violations(world: World, b: Behaviour, periods: list, n_days: int) -> d
     return {"persona_gate": gate_bad, "location": loc_bad, "platform_action": plat_bad, "intent_category": intent_bad}
 
 # %% ../nbs/02_simulate.ipynb #297cab01
-def check_and_correct(rng: np.random.Generator, world: World, b: Behaviour, periods: list, n_days: int) -> tuple[Behaviour, dict]:
+def _redraw_session(rng: np.random.Generator, world: World, b: Behaviour, idx: np.ndarray, state: dict) -> None:
+    """Re-draw one session's category among those allowed in `state` on its platform, with new entities, queries and
+    need (in place)."""
+    active, allowed = world.state_profile(state)
+    w = (world.need_matrix * active[:, None]).sum(axis=0) * (world.cat_source == b.platform[idx[0]]) * allowed
+    if w.sum() == 0:
+        w = ((world.cat_source == b.platform[idx[0]]) & allowed).astype(float)
+    new_cat = int(rng.choice(world.n_cat, p=w / w.sum()))
+    b.category[idx] = new_cat
+    has_ent = b.entity[idx] >= 0
+    cities = np.where(world.city_bound[new_cat], b.city[idx], world.city_index[state["home_city"]])
+    n_ent = int(has_ent.sum())
+    b.entity[idx[has_ent]] = world.draw_entities(rng, np.full(n_ent, new_cat), np.ones(n_ent, int), cities[has_ent])
+    b.city[idx[has_ent]] = np.where(world.city_bound[new_cat], cities[has_ent], b.city[idx[has_ent]])
+    for i in idx[~has_ent]: b.query[i] = world.search_terms[new_cat][0]
+    nw = world.need_matrix[:, new_cat] * active
+    b.need[idx] = world.needs[int(nw.argmax())].id if nw.max() > 0 else ""
+    b.intent[idx] = "routine"
+
+def check_and_correct(rng: np.random.Generator, world: World, b: Behaviour, periods: list,
+                      n_days: int) -> tuple[Behaviour, dict]:
     "Find contradictions, correct them, and return the corrected behaviour with counts before and after."
     found = find_violations(world, b, periods, n_days)
     before = {r: int(m.sum()) for r, m in found.items()}
-    day_period = np.zeros(n_days, dtype=np.int64)
-    for k, (a, e, _) in enumerate(periods): day_period[a:e] = k
+    day_period = _day_period(periods, n_days)
     # persona_gate: re-draw the whole session's category among those allowed that day on the same platform
-    bad_sessions = np.unique(b.session[found["persona_gate"]])
-    if len(bad_sessions):
-        for sess in bad_sessions:
-            idx = np.flatnonzero(b.session == sess)
-            state = periods[day_period[b.day[idx[0]]]][2]
-            plat = b.platform[idx[0]]
-            active, allowed = world.state_profile(state)
-            w = (world.need_matrix * active[:, None]).sum(axis=0) * (world.cat_source == plat) * allowed
-            if w.sum() == 0:
-                w = ((world.cat_source == plat) & allowed).astype(float)
-            new_cat = int(rng.choice(world.n_cat, p=w / w.sum()))
-            b.category[idx] = new_cat
-            has_ent = b.entity[idx] >= 0
-            home = world.city_index[state["home_city"]]
-            cities = np.where(world.city_bound[new_cat], b.city[idx], home)
-            b.entity[idx[has_ent]] = world.draw_entities(rng, np.full(has_ent.sum(), new_cat), np.ones(has_ent.sum(), int), cities[has_ent])
-            b.city[idx[has_ent]] = np.where(world.city_bound[new_cat], cities[has_ent], b.city[idx[has_ent]])
-            for i in idx[~has_ent]: b.query[i] = world.search_terms[new_cat][0]
-            nw = world.need_matrix[:, new_cat] * active
-            b.need[idx] = world.needs[int(nw.argmax())].id if nw.max() > 0 else ""
-            b.intent[idx] = "routine"
+    for sess in np.unique(b.session[found["persona_gate"]]):
+        idx = np.flatnonzero(b.session == sess)
+        _redraw_session(rng, world, b, idx, periods[day_period[b.day[idx[0]]]][2])
     # location: visits during a trip happen in the trip's city
-    where = np.array([world.city_index[s["home_city"]] for _, _, s in periods])[day_period]
-    for check_in, nights, dest in b.trips:
-        where[check_in:min(check_in + nights, n_days)] = dest
+    where = _whereabouts(world, b, periods, day_period)
     loc = np.flatnonzero(found["location"])
     if len(loc):
         b.city[loc] = where[b.day[loc]]
@@ -653,13 +793,15 @@ def make_pii(rng: np.random.Generator, kind: str) -> str:
         return [d, f"{d[:3]}-{d[3:7]}-{d[7:]}", f"+86 {d[:3]} {d[3:7]} {d[7:]}"][int(rng.integers(3))]
     if kind == "email":
         name = ["li", "wang", "zhang", "chen", "liu", "amy", "jack", "xiaoming"][int(rng.integers(8))]
-        return f"{name}{int(rng.integers(10, 9999))}@{['qq.com', '163.com', 'gmail.com', 'outlook.com'][int(rng.integers(4))]}"
+        number = int(rng.integers(10, 9999))  # drawn before the domain
+        return f"{name}{number}@{['qq.com', '163.com', 'gmail.com', 'outlook.com'][int(rng.integers(4))]}"
     if kind == "id_number":
         born = dt.date(1960, 1, 1) + dt.timedelta(days=int(rng.integers(0, 16000)))
         body = f"{int(rng.integers(110000, 659999))}{born:%Y%m%d}{int(rng.integers(0, 999)):03d}"
         return body + "0123456789X"[int(rng.integers(11))]
     street = _STREETS[int(rng.integers(len(_STREETS)))]
-    return [f"No. {int(rng.integers(1, 300))} {street} Road", f"Room {int(rng.integers(101, 2999))}, Building {int(rng.integers(1, 30))}, {street} Garden",
+    return [f"No. {int(rng.integers(1, 300))} {street} Road",
+            f"Room {int(rng.integers(101, 2999))}, Building {int(rng.integers(1, 30))}, {street} Garden",
             f"{int(rng.integers(1, 999))} {street} Street"][int(rng.integers(3))]
 
 _PII_TEMPLATES = {"phone": ["{q} contact {p}", "{q} call {p}"], "email": ["{q} send to {p}", "{q} {p}"],
@@ -673,7 +815,8 @@ class NoiseRates:
 
 def inject_noise(rng: np.random.Generator, world: World, b: Behaviour, base_weights: np.ndarray, rates: NoiseRates
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    "Apply labelled noise in place; returns (noise label, title variant, misleading flag, pii type, pii value) per event."
+    """Apply labelled noise in place; returns (noise label, title variant, misleading flag, pii type, pii value) per
+    event."""
     n = len(b.ts)
     noise = np.full(n, "none", dtype=object)
     click = np.flatnonzero((b.action == "click") & (b.platform != 3))
@@ -709,13 +852,15 @@ def inject_noise(rng: np.random.Generator, world: World, b: Behaviour, base_weig
     return noise, variant, misleading, pii_type, pii_value
 
 # %% ../nbs/02_simulate.ipynb #1a0c6568
-_OCC_WORDS = {"student": "a full-time student", "office_worker": "an office worker", "it_professional": "an IT professional",
+_OCC_WORDS = {"student": "a full-time student", "office_worker": "an office worker",
+              "it_professional": "an IT professional",
               "healthcare": "a healthcare worker", "teacher": "a teacher", "self_employed": "self-employed",
               "service_worker": "a service worker", "homemaker": "a homemaker", "retired": "retired from work"}
 _EVENT_WORDS = {"relocation": "moved from {before[home_city]} to {after[home_city]}", "engagement": "got engaged",
                 "marriage": "got married", "pregnancy": "a pregnancy began", "birth": "a baby was born",
                 "child_grows": "the child grew from {before[parenting]} to {after[parenting]}",
-                "graduation": "graduated and started work", "job_change": "changed job from {before[occupation]} to {after[occupation]}",
+                "graduation": "graduated and started work",
+                "job_change": "changed job from {before[occupation]} to {after[occupation]}",
                 "pet_adoption": "adopted a {after[pet]}"}
 
 def reference_summary(end_state: dict, gold: dict, events: list[dict], schema) -> str:
@@ -724,9 +869,11 @@ def reference_summary(end_state: dict, gold: dict, events: list[dict], schema) -
     s, g = end_state, gold
     noun = "woman" if g["gender"] == "female" else "man"
     lines = [f"A {s['age']}-year-old {noun} ({lex('age_band')}) living in {g['home_city']}, a {lex('city_tier')}; "
-             + (f"{lex('recently_relocated')}." if g["recently_relocated"] == "yes" else f"{lex('recently_relocated')} there."),
-             f"{'Married' if g['marital_status'] == 'married' else 'Single'}, {lex('life_phase')}, with {lex('parenting')}"
-             f" in a {lex('household_size')}; {lex('pet') if g['pet'] == 'none' else 'keeps ' + lex('pet')}; {lex('housing')}.",
+             + (f"{lex('recently_relocated')}." if g["recently_relocated"] == "yes"
+                else f"{lex('recently_relocated')} there."),
+             f"{'Married' if g['marital_status'] == 'married' else 'Single'}, {lex('life_phase')}, "
+             f"with {lex('parenting')} in a {lex('household_size')}; "
+             f"{lex('pet') if g['pet'] == 'none' else 'keeps ' + lex('pet')}; {lex('housing')}.",
              f"Works as {_OCC_WORDS[g['occupation']]} with a {lex('education')} background and a {lex('income_band')};"
              f" {lex('consumption_level')} consumption.",
              f"{lex('fitness').capitalize()}, {lex('travel_frequency')}; interests: {', '.join(g['interests'])}."]
@@ -737,15 +884,18 @@ def reference_summary(end_state: dict, gold: dict, events: list[dict], schema) -
 
 def difficulty(n_events: int, noise_share: float, n_life_events: int, weak_implicit: int) -> tuple[float, str]:
     "A difficulty score from fixed thresholds (per user, so any sharding gives the same label) and its bucket."
-    score = min(noise_share / 0.1, 1.5) + min(n_life_events / 3, 1.5) + min(weak_implicit / 3, 1.5) + (0.5 if n_events < 500 else 0.0)
+    score = (min(noise_share / 0.1, 1.5) + min(n_life_events / 3, 1.5) + min(weak_implicit / 3, 1.5)
+             + (0.5 if n_events < 500 else 0.0))
     return round(score, 4), "easy" if score < 1.2 else "medium" if score < 1.75 else "hard"
 
 # %% ../nbs/02_simulate.ipynb #9819fabf
 LABEL_COLUMNS = ("noise", "intent", "need", "evidence", "entity_id", "entity_clean", "pii_type", "pii_value", "session")
 EVENT_SCHEMA = pa.schema([
     ("user_id", pa.string()), ("ts", pa.timestamp("s")), ("source", pa.string()), ("action", pa.string()),
-    ("entity", pa.string()), ("category", pa.string()), ("price", pa.float64()), ("city", pa.string()), ("attrs", pa.string()),
-    ("noise", pa.string()), ("intent", pa.string()), ("need", pa.string()), ("evidence", pa.string()), ("entity_id", pa.string()),
+    ("entity", pa.string()), ("category", pa.string()), ("price", pa.float64()), ("city", pa.string()),
+    ("attrs", pa.string()),
+    ("noise", pa.string()), ("intent", pa.string()), ("need", pa.string()), ("evidence", pa.string()),
+    ("entity_id", pa.string()),
     ("entity_clean", pa.string()), ("pii_type", pa.string()), ("pii_value", pa.string()), ("session", pa.int32())])
 
 def household_member(rng: np.random.Generator, kb: KnowledgeBase, main: dict, city_pool: str) -> dict:
@@ -756,93 +906,111 @@ def household_member(rng: np.random.Generator, kb: KnowledgeBase, main: dict, ci
     if main["marital_status"] == "married":
         other.update(gender="male" if main["gender"] == "female" else "female", marital_status="married")
     elif main["members"].get("parents"):
-        other.update(age_band="55+" if main["age"] >= 27 else "45-54", life_phase="mid_career", marital_status="married", parenting="none")
+        other.update(age_band="55+" if main["age"] >= 27 else "45-54", life_phase="mid_career",
+                     marital_status="married", parenting="none")
     return other
 
 def _epoch(d: dt.date) -> int: return int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.timezone.utc).timestamp())
 
-def simulate_user(index: int, cfg: SimulateConfig, seed: int, world: World) -> tuple[pa.Table, dict, dict]:
-    "Simulate one user: (events table, persona record, stats)."
-    kb = world.kb
-    user_id = f"{cfg.id_prefix}{index:06d}"
-    rng = np.random.default_rng(derive_seed(seed, "user", user_id))
-    end = dt.date.fromisoformat(cfg.end_date)
-    start = history_start(end, cfg.horizon_months)
+def _account_behaviour(rng: np.random.Generator, world: World, cfg: SimulateConfig, persona: dict, start_state: dict,
+                       events: list[dict],
+                       start: dt.date, end: dt.date, pool: list[str]) -> tuple:
+    """The account's checked behaviour: the user's own, plus a household member's share when the account is shared;
+    returns (behaviour, shared-account mask, second persona, checker counts)."""
     n_days = (end - start).days + 1
-    pool = [c.name for c in kb.cities if cfg.city_pool == "all" or c.pool == cfg.city_pool]
-    persona = sample_persona(rng, kb, cfg.city_pool)
-    start_state, events = build_timeline(rng, persona, kb, start, end, cfg.city_pool)
     shared = rng.random() < cfg.shared_account_rate
     main, periods = generate_behaviour(rng, world, cfg, start_state, events, start, end, 1.0, pool)
     main, checks = check_and_correct(rng, world, main, periods, n_days)
-    parts, labels = [main], [np.full(len(main.ts), "none", dtype=object)]
-    second = None
+    parts, masks, second = [main], [np.zeros(len(main.ts), dtype=bool)], None
     if shared:
-        second = household_member(rng, kb, persona, cfg.city_pool)
+        second = household_member(rng, world.kb, persona, cfg.city_pool)
         share = cfg.shared_account_share / (1 - cfg.shared_account_share)
         sb, speriods = generate_behaviour(rng, world, cfg, second, [], start, end, share, pool)
         sb, schecks = check_and_correct(rng, world, sb, speriods, n_days)
         sb.session = sb.session + (main.session.max() + 1 if len(main.session) else 0)
         checks = sum_checks([checks, schecks])
-        parts.append(sb); labels.append(np.full(len(sb.ts), "shared_account", dtype=object))
-    b = _concat(parts)
-    shared_mask = np.concatenate(labels) == "shared_account"
-    active = world.state_profile(persona)[0]
-    base_w = (world.need_matrix * active[:, None]).sum(axis=0)
-    query_clean = b.query.copy()  # search text before PII is written into it
-    noise, variant, misleading, pii_type, pii_value = inject_noise(
-        rng, world, b, base_w, NoiseRates(cfg.misclick_rate, cfg.gift_rate, cfg.marketing_rate, cfg.pii_rate))
-    noise[shared_mask] = "shared_account"
-    # text columns
-    ent = b.entity
-    has = ent >= 0
-    safe = np.where(has, ent, 0)
+        parts.append(sb); masks.append(np.ones(len(sb.ts), dtype=bool))
+    return _concat(parts), np.concatenate(masks), second, checks
+
+def _evidence_labels(world: World, need: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    "The gold tags each event's need reveals (`;`-joined; empty for noise and for needs that reveal nothing)."
+    need_ev = {n.id: ";".join(n.evidence) for n in world.needs}
+    need_ev.update({f"event:{k}": ";".join(v.get("evidence", [])) for k, v in world.kb.event_intents.items()})
+    return np.array([need_ev.get(x, "") if nz == "none" else "" for x, nz in zip(need, noise)], dtype=object)
+
+# %% ../nbs/02_simulate.ipynb #0b1c2d3e
+def _event_table(user_id: str, world: World, b: Behaviour, start: dt.date, noisy: tuple, query_clean: np.ndarray,
+                 evidence: np.ndarray) -> pa.Table:
+    """The events in the raw-event contract plus the hidden label columns, in time order. `noisy`: inject_noise's five
+    arrays."""
+    noise, variant, misleading, pii_type, pii_value = noisy
+    has = b.entity >= 0
+    safe = np.where(has, b.entity, 0)
     titles = world.titles[safe * 4 + variant]
     titles[misleading] = world.misleading[safe[misleading] * 2 + variant[misleading] % 2]
-    entity_text = np.where(has, titles, b.query)
-    clean = np.where(has, world.entity_clean[safe], query_clean)
-    need_ev = {n.id: ";".join(n.evidence) for n in world.needs}
-    need_ev.update({f"event:{k}": ";".join(v.get("evidence", [])) for k, v in kb.event_intents.items()})
-    evidence = np.array([need_ev.get(x, "") if nz == "none" else "" for x, nz in zip(b.need, noise)], dtype=object)
+    entity_text, clean = np.where(has, titles, b.query), np.where(has, world.entity_clean[safe], query_clean)
     order = np.lexsort((b.session, b.ts))
-    t0 = _epoch(start)
-    table = pa.table({
+    text = lambda a: pa.array(a[order].tolist(), pa.string())
+    return pa.table({
         "user_id": pa.array([user_id] * len(order), pa.string()),
-        "ts": pa.array((t0 + b.ts[order]).astype("datetime64[s]"), pa.timestamp("s")),
-        "source": pa.array(np.array(SOURCES, dtype=object)[b.platform[order]].tolist(), pa.string()),
-        "action": pa.array(b.action[order].tolist(), pa.string()),
-        "entity": pa.array(entity_text[order].tolist(), pa.string()),
-        "category": pa.array(np.array(world.cat_ids, dtype=object)[b.category[order]].tolist(), pa.string()),
+        "ts": pa.array((_epoch(start) + b.ts[order]).astype("datetime64[s]"), pa.timestamp("s")),
+        "source": text(np.array(SOURCES, dtype=object)[b.platform]), "action": text(b.action),
+        "entity": text(entity_text),
+        "category": text(np.array(world.cat_ids, dtype=object)[b.category]),
         "price": pa.array(np.where(has, world.entity_price[safe], np.nan)[order], pa.float64(), from_pandas=True),
-        "city": pa.array(np.array(world.city_names, dtype=object)[b.city[order]].tolist(), pa.string()),
-        "attrs": pa.array(b.attrs[order].tolist(), pa.string()),
-        "noise": pa.array(noise[order].tolist(), pa.string()),
-        "intent": pa.array(b.intent[order].tolist(), pa.string()),
-        "need": pa.array(b.need[order].tolist(), pa.string()),
-        "evidence": pa.array(evidence[order].tolist(), pa.string()),
-        "entity_id": pa.array(np.where(has, world.entity_id[safe], "")[order].tolist(), pa.string()),
-        "entity_clean": pa.array(clean[order].tolist(), pa.string()),
-        "pii_type": pa.array(pii_type[order].tolist(), pa.string()),
-        "pii_value": pa.array(pii_value[order].tolist(), pa.string()),
+        "city": text(np.array(world.city_names, dtype=object)[b.city]), "attrs": text(b.attrs), "noise": text(noise),
+        "intent": text(b.intent), "need": text(b.need), "evidence": text(evidence),
+        "entity_id": text(np.where(has, world.entity_id[safe], "")), "entity_clean": text(clean),
+        "pii_type": text(pii_type), "pii_value": text(pii_value),
         "session": pa.array(b.session[order].astype(np.int32), pa.int32()),
     }, schema=EVENT_SCHEMA)
+
+def _persona_record(user_id: str, world: World, persona: dict, start_state: dict, events: list[dict],
+                    second: dict | None,
+                    noise: np.ndarray, evidence: np.ndarray, checks: dict, start: dt.date, end: dt.date) -> dict:
+    """The persona row: states, dated timeline, gold tags, difficulty and its inputs, checker counts and the reference
+    summary."""
+    kb = world.kb
     gold = gold_tags(persona, events, end, kb.priors["life_events"]["recent_days"])
     ev_counts = {t.id: 0 for t in kb.schema.tags}
     for e, c in zip(*np.unique(evidence, return_counts=True)):
         for tag in filter(None, str(e).split(";")): ev_counts[tag] += int(c)
     weak = sum(1 for t in kb.schema.tags if t.implicit and ev_counts[t.id] < 3)
-    n_ev = len(order)
-    noise_share = float((noise != "none").mean()) if n_ev else 0.0
+    noise_share = float((noise != "none").mean()) if len(noise) else 0.0
     life = [e for e in events if e["event"] != "child_grows"]
-    score, bucket = difficulty(n_ev, noise_share, len(life), weak)
+    score, bucket = difficulty(len(noise), noise_share, len(life), weak)
     jd = lambda o: json.dumps(o, sort_keys=True, default=str)
-    record = dict(user_id=user_id, start_date=str(start), end_date=str(end), persona=jd(persona), start_state=jd(start_state),
-                  timeline=jd([{k: v for k, v in e.items()} for e in events]), gold=jd(gold),
-                  second_persona=jd(second) if second else "", n_events=n_ev, noise_share=round(noise_share, 6),
-                  n_life_events=len(life), weak_implicit=weak, difficulty_score=score, difficulty=bucket,
-                  evidence_counts=jd(ev_counts), consistency=jd(checks),
-                  reference_summary=reference_summary(persona, gold, events, kb.schema))
-    return table, record, checks
+    return dict(user_id=user_id, start_date=str(start), end_date=str(end), persona=jd(persona),
+                start_state=jd(start_state),
+                timeline=jd([dict(e) for e in events]), gold=jd(gold), second_persona=jd(second) if second else "",
+                n_events=len(noise),
+                noise_share=round(noise_share, 6), n_life_events=len(life), weak_implicit=weak, difficulty_score=score,
+                difficulty=bucket,
+                evidence_counts=jd(ev_counts), consistency=jd(checks),
+                reference_summary=reference_summary(persona, gold, events, kb.schema))
+
+# %% ../nbs/02_simulate.ipynb #1c2d3e4f
+def simulate_user(index: int, cfg: SimulateConfig, seed: int, world: World) -> tuple[pa.Table, dict, dict]:
+    "Simulate one user: (events table, persona record, checker counts)."
+    kb = world.kb
+    user_id = f"{cfg.id_prefix}{index:06d}"
+    rng = np.random.default_rng(derive_seed(seed, "user", user_id))
+    end = dt.date.fromisoformat(cfg.end_date)
+    start = history_start(end, cfg.horizon_months)
+    pool = [c.name for c in kb.cities if cfg.city_pool == "all" or c.pool == cfg.city_pool]
+    persona = sample_persona(rng, kb, cfg.city_pool)
+    start_state, events = build_timeline(rng, persona, kb, start, end, cfg.city_pool)
+    b, shared_mask, second, checks = _account_behaviour(rng, world, cfg, persona, start_state, events, start, end, pool)
+    base_w = (world.need_matrix * world.state_profile(persona)[0][:, None]).sum(axis=0)
+    query_clean = b.query.copy()  # search text before PII is written into it
+    noisy = inject_noise(rng, world, b, base_w,
+                         NoiseRates(cfg.misclick_rate, cfg.gift_rate, cfg.marketing_rate, cfg.pii_rate))
+    noise = noisy[0]
+    noise[shared_mask] = "shared_account"
+    evidence = _evidence_labels(world, b.need, noise)
+    table = _event_table(user_id, world, b, start, noisy, query_clean, evidence)
+    return table, _persona_record(user_id, world, persona, start_state, events, second, noise, evidence, checks, start,
+                                  end), checks
 
 # %% ../nbs/02_simulate.ipynb #8bd42422
 def _write_parquet(table: pa.Table, path: Path) -> None:
@@ -852,8 +1020,10 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(table, tmp, compression="zstd")
     os.replace(tmp, path)
 
-def simulate_chunk(chunk: int, cfg: SimulateConfig, seed: int, out_dir: str | None, show_progress: bool = False) -> dict:
-    "Simulate one chunk of users; write its files under `out_dir` (None: keep in memory, for benchmarks). Returns stats."
+def simulate_chunk(chunk: int, cfg: SimulateConfig, seed: int, out_dir: str | None,
+                   show_progress: bool = False) -> dict:
+    """Simulate one chunk of users; write its files under `out_dir` (None: keep in memory, for benchmarks). Returns
+    stats."""
     world = get_world(cfg.calendar)
     lo, hi = chunk * cfg.users_per_shard, min((chunk + 1) * cfg.users_per_shard, cfg.n_users)
     tables, records, per_user = [], [], []
@@ -866,52 +1036,70 @@ def simulate_chunk(chunk: int, cfg: SimulateConfig, seed: int, out_dir: str | No
     if out_dir is not None:
         out = Path(out_dir)
         _write_parquet(events, out / "events" / f"part-{chunk:05d}.parquet")
-        _write_parquet(pa.Table.from_pandas(personas.drop(columns=["reference_summary"]), preserve_index=False), out / "personas" / f"part-{chunk:05d}.parquet")
-        _write_parquet(pa.Table.from_pandas(personas[["user_id", "reference_summary"]], preserve_index=False), out / "references" / f"part-{chunk:05d}.parquet")
+        _write_parquet(pa.Table.from_pandas(personas.drop(columns=["reference_summary"]), preserve_index=False),
+                       out / "personas" / f"part-{chunk:05d}.parquet")
+        _write_parquet(pa.Table.from_pandas(personas[["user_id", "reference_summary"]], preserve_index=False),
+                       out / "references" / f"part-{chunk:05d}.parquet")
     return dict(chunk=chunk, users=hi - lo, events=events.num_rows, checks=checks)
 
 def chunks_for(cfg: SimulateConfig, shard: int = 0, num_shards: int = 1) -> list[int]:
     "The chunk indices shard `shard` of `num_shards` is responsible for."
-    if not 0 <= shard < num_shards: raise ValueError(f"--shard must be in [0, {num_shards}), got {shard}")
+    if num_shards < 1: raise ConfigError(f"--num-shards must be at least 1, got {num_shards}")
+    if not 0 <= shard < num_shards:
+        raise ConfigError(f"--shard must be in 0..{num_shards - 1} (one of --num-shards {num_shards}), got {shard}")
     n_chunks = math.ceil(cfg.n_users / cfg.users_per_shard)
     return [c for c in range(n_chunks) if c % num_shards == shard]
 
 # %% ../nbs/02_simulate.ipynb #4ba73f80
+def _quiet_worker() -> None:
+    "Worker processes leave Ctrl-C to the parent, which stops them; their progress bars lock with threads, not semaphores."
+    import signal
+    import threading
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tqdm.set_lock(threading.RLock())  # a killed worker leaves no semaphore behind
+
+def _chunk_job(args: tuple) -> dict: return simulate_chunk(*args)
+
+def _in_processes(pool, todo: list[int], cfg: SimulateConfig, seed: int, out: str | None, progress: bool) -> list[dict]:
+    "Run the chunks on a multiprocessing `pool`, in order; on an interrupt or error, stop its workers before re-raising."
+    try:
+        jobs = pool.imap(_chunk_job, [(c, cfg, seed, out) for c in todo])
+        with tqdm(total=len(todo), desc=f"simulate ({pool._processes} processes)", disable=not progress) as bar:
+            return [(r, bar.update())[0] for r in jobs]
+    except BaseException:
+        pool.terminate(); pool.join()  # stops the workers and releases the pool's queues
+        raise
+
 def simulate(cfg: SimulateConfig, seed: int, out_dir: str | Path | None, shard: int = 0, num_shards: int = 1,
-             workers: int | None = None, progress: bool = True, pool: ProcessPoolExecutor | None = None) -> dict:
-    "Simulate this shard's users with `workers` processes (or a given `pool`); returns totals (users, events, seconds, checker counts)."
+             workers: int | None = None, progress: bool = True, pool=None) -> dict:
+    """Simulate this shard's users with `workers` processes (or a given `pool`); returns totals (users, events,
+    seconds, checker counts)."""
     todo = chunks_for(cfg, shard, num_shards)
+    if workers is not None and workers < 1: raise ConfigError(f"--workers must be at least 1, got {workers}")
     workers = max(1, min(workers or cfg.workers, len(todo) or 1))
     t0 = time.perf_counter()
-    results = []
     out = str(out_dir) if out_dir is not None else None
     if workers == 1 and pool is None:
-        for c in tqdm(todo, desc="simulate", disable=not progress):
-            results.append(simulate_chunk(c, cfg, seed, out, show_progress=progress and len(todo) == 1))
+        results = [simulate_chunk(c, cfg, seed, out, show_progress=progress and len(todo) == 1)
+                   for c in tqdm(todo, desc="simulate", disable=not progress)]
+    elif pool is not None:
+        results = _in_processes(pool, todo, cfg, seed, out, progress)
     else:
-        own = pool is None
-        pool = pool or ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
-        try:
-            futs = [pool.submit(simulate_chunk, c, cfg, seed, out) for c in todo]
-            for f in tqdm(futs, desc=f"simulate ({workers} processes)", disable=not progress):
-                results.append(f.result())
-        finally:
-            if own: pool.shutdown()
-    seconds = time.perf_counter() - t0
-    checks = sum_checks([r["checks"] for r in results])
+        with get_context("spawn").Pool(workers, initializer=_quiet_worker) as own:
+            results = _in_processes(own, todo, cfg, seed, out, progress)
     return dict(chunks=todo, users=sum(r["users"] for r in results), events=sum(r["events"] for r in results),
-                seconds=seconds, workers=workers, checks=checks)
+                seconds=time.perf_counter() - t0, workers=workers, checks=sum_checks([r["checks"] for r in results]))
 
 # %% ../nbs/02_simulate.ipynb #4af00bd1
 def events_content_hash(directory: str | Path | list) -> str:
-    "Layout-independent hash of simulated events: per-user row hashes, combined in user order (any sharding gives the same)."
+    """Layout-independent hash of simulated events: per-user row hashes, combined in user order (any sharding gives the
+    same)."""
     dirs = directory if isinstance(directory, list) else [directory]
     files = sorted(p for d in dirs for p in Path(d).glob("events/part-*.parquet"))
     if not files: raise FileNotFoundError(f"no events/part-*.parquet under {dirs}")
     df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     df = df.sort_values(["user_id", "ts", "session", "action", "entity"], kind="stable").reset_index(drop=True)
     rows = pd.util.hash_pandas_object(df, index=False).to_numpy()
-    import hashlib
     return hashlib.sha256(rows.tobytes()).hexdigest()
 
 # %% ../nbs/02_simulate.ipynb #8b962d27
@@ -924,39 +1112,61 @@ def benchmark_throughput(cfg: SimulateConfig, seed: int, n_users: int, process_c
     "Time the simulator on `n_users` users with each process count."
     rows = []
     for procs in process_counts:
-        bench = SimulateConfig(**{**asdict(cfg), "n_users": n_users, "users_per_shard": max(1, math.ceil(n_users / (4 * procs)))})
+        bench = SimulateConfig(**{**asdict(cfg), "n_users": n_users,
+                                  "users_per_shard": max(1, math.ceil(n_users / (4 * procs)))})
         get_world(cfg.calendar)
         if procs == 1:
             r = simulate(bench, seed, None, workers=1, progress=False)
         else:  # a warm pool: process start-up and imports stay out of the timing
-            with ProcessPoolExecutor(procs, mp_context=get_context("spawn")) as pool:
-                list(pool.map(_warm_world, [cfg.calendar] * procs))
+            with get_context("spawn").Pool(procs, initializer=_quiet_worker) as pool:
+                pool.map(_warm_world, [cfg.calendar] * procs, chunksize=1)
                 r = simulate(bench, seed, None, workers=procs, progress=False, pool=pool)
         rows.append(dict(processes=procs, users=r["users"], events=r["events"], seconds=round(r["seconds"], 2),
-                         users_per_s=round(r["users"] / r["seconds"], 1), events_per_s=round(r["events"] / r["seconds"]),
+                         users_per_s=round(r["users"] / r["seconds"], 1),
+                         events_per_s=round(r["events"] / r["seconds"]),
                          events_per_s_per_core=round(r["events"] / r["seconds"] / procs)))
     return pd.DataFrame(rows)
 
 # %% ../nbs/02_simulate.ipynb #a64e03ea
-@call_parse
+def simulate_stage(prof) -> dict:
+    "Simulate the profile's users into `runs/<profile>/simulate/` (complete or untouched); returns the totals."
+    cfg = prof.simulate
+    with stage_output(prof.stage_dir("simulate")) as out:
+        res = simulate(cfg, prof.seed, out)
+        write_manifest(out, "simulate", prof.name, prof.seed, cfg, {"users": res["users"], "events": res["events"]},
+                       events_hash=events_content_hash(out), checks=res["checks"], seconds=round(res["seconds"], 2),
+                       workers=res["workers"])
+    return res
+
+def load_simulation(directory: str | Path, part: str = "personas", columns: list[str] | None = None,
+                    filters=None) -> pd.DataFrame:
+    "One part (`events` | `personas` | `references`) of a complete simulate directory, verified against its manifest."
+    if part not in ("events", "personas",
+                    "references"): raise ValueError(f"part {part!r}: events, personas or references")
+    verify_stage(directory, "usergpt-reproduce --stages simulate (or usergpt-simulate)")
+    return pd.read_parquet(Path(directory) / part, columns=columns, filters=filters)
+
+# %% ../nbs/02_simulate.ipynb #2d3e4f5a
+@cli
 def simulate_cli(profile: str = "cpu",  # settings.ini profile
                  settings: str = None,  # path to settings.ini (default: found from the working directory)
                  out: str = None,  # output directory (default: runs/<profile>/simulate)
-                 shard: int = 0,  # this shard's index
-                 num_shards: int = 1,  # number of shards the users are split into
-                 workers: int = None,  # local processes (default: the profile's)
+                 shard: int = 0,  # this shard's index, 0..num_shards-1
+                 num_shards: int = 1,  # number of shards the users are split into (at least 1)
+                 workers: int = None,  # local processes, at least 1 (default: the profile's)
                  seed: int = None,  # master seed (default: the profile's)
                  ):
     "Simulate users of a profile (deterministic per user: any sharding gives the same union)."
     prof = load_profile(profile, settings)
-    cfg = prof.simulate
-    seed = prof.seed if seed is None else seed
+    cfg, seed = prof.simulate, prof.seed if seed is None else seed
+    chunks_for(cfg, shard, num_shards)  # usage errors before anything is written
+    if workers is not None and workers < 1: raise ConfigError(f"--workers must be at least 1, got {workers}")
     out_dir = Path(out) if out else prof.stage_dir("simulate")
-    res = simulate(cfg, seed, out_dir, shard=shard, num_shards=num_shards, workers=workers)
-    if num_shards == 1:
-        write_manifest(out_dir, "simulate", prof.name, seed, cfg, {"users": res["users"], "events": res["events"]},
-                       events_hash=events_content_hash(out_dir), checks=res["checks"])
-    else:
-        write_json(out_dir / f"manifest.shard-{shard}-of-{num_shards}.json", dict(profile=prof.name, seed=seed, config=asdict(cfg), **res))
+    if out_dir.exists() and not out_dir.is_dir(): raise ConfigError(f"--out {out_dir}: exists and is not a directory")
+    with stage_output(out_dir) as tmp:
+        res = simulate(cfg, seed, tmp, shard=shard, num_shards=num_shards, workers=workers)
+        extra = dict(shard=shard, num_shards=num_shards,
+                     chunks=res["chunks"]) if num_shards > 1 else dict(events_hash=events_content_hash(tmp))
+        write_manifest(tmp, "simulate", prof.name, seed, cfg, {"users": res["users"], "events": res["events"]},
+                       checks=res["checks"], **extra)
     print(f"wrote {out_dir}: {res['users']} users, {res['events']} events in {res['seconds']:.1f}s")
-    return res

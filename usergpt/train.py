@@ -7,69 +7,53 @@ Docs: https://usergpt.github.io/usergpt/train.html.md"""
 # %% ../nbs/08_train.ipynb #fb526fd5
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from fastcore.script import call_parse
 
-from .baselines import entity_category, legacy_labels
-from .config import (StageReport, TrainConfig, files_content_hash, load_profile, markdown_table, read_manifest, seed_everything,
-                            write_json, write_manifest)
+from .baselines import evidence, training_users
+from .config import TrainConfig, cli, invalidated, load_profile, seed_everything, verify_stage, write_json, write_manifest
 from .knowledge import TagSchema, load_knowledge_base
-from .model import (ROLE, SIDECAR, LoraSettings, ModelConfig, build_prompt, build_tiny_qwen, count_parameters, load_model,
+from .model import (ROLE, SIDECAR, LoraSettings, ModelConfig, build_prompt, build_tiny_qwen, count_parameters,
+                           load_model,
                            load_tokenizer, mub_lines, save_model, task_text, train_tokenizer)
-from .semantize import parse_mub
+from .semantize import entity_category, parse_mub
 
 # %% auto #0
-__all__ = ['EVIDENCE', 'rationale', 'target_text', 'sft_dataset', 'pretrain_dataset', 'measure_peak_gflops',
-           'train_flops_per_token', 'run_key', 'wandb_report_to', 'train_run', 'training_users', 'label_sets',
-           'label_sources', 'build_backbone', 'train_stage', 'write_train_report', 'train_cli']
+__all__ = ['TRAIN_SCOPE', 'rationale', 'target_text', 'sft_dataset', 'pretrain_dataset', 'measure_peak_gflops', 'PeakMeter',
+           'train_flops_per_token', 'mfu_flags', 'run_key', 'wandb_report_to', 'train_run', 'label_sets',
+           'build_backbone', 'train_stage', 'load_train', 'train_cli']
 
 # %% ../nbs/08_train.ipynb #61b42415
-EVIDENCE: dict[tuple[str, str], tuple[str, ...]] = {  # (tag, value) -> categories whose entities support it
-    ("gender", "female"): ("makeup", "skincare", "womens_clothing"), ("gender", "male"): ("mens_grooming", "mens_clothing"),
-    ("parenting", "expecting"): ("maternity", "obgyn_clinic"), ("parenting", "infant"): ("diapers", "infant_formula", "pediatric_clinic"),
-    ("parenting", "child"): ("kids_toys", "childrens_books", "school_supplies"), ("parenting", "teen"): ("teen_gear",),
-    ("age_band", "18-24"): ("university_campus",), ("age_band", "55+"): ("community_center", "elderly_care"),
-    ("marital_status", "married"): ("wedding_supplies", "family_meals"), ("life_phase", "student"): ("university_campus",),
-    ("pet", "cat"): ("cat_supplies",), ("pet", "dog"): ("dog_supplies",),
-    ("housing", "owner"): ("home_improvement",), ("housing", "renter"): ("rental_essentials",),
-    ("consumption_level", "premium"): ("luxury_goods",), ("fitness", "enthusiast"): ("gym", "sports_nutrition"),
-    ("fitness", "casual"): ("gym", "sportswear", "sports_equipment"), ("occupation", "student"): ("university_campus",),
-    ("occupation", "healthcare"): ("general_hospital",), ("occupation", "teacher"): ("kindergarten_school",),
-    ("occupation", "office_worker"): ("office_building",), ("occupation", "it_professional"): ("office_building", "computer_gear"),
-    ("education", "postgraduate"): ("professional_books",),
-    ("interests", "photography"): ("photography",), ("interests", "hiking"): ("camping_gear",), ("interests", "video games"): ("gaming",),
-    ("interests", "music"): ("musical_instruments",), ("interests", "gardening"): ("gardening",), ("interests", "movies"): ("cinema",),
-    ("interests", "coffee"): ("tea_coffee_goods",), ("interests", "beauty"): ("makeup",), ("interests", "fashion"): ("luxury_goods",),
-    ("interests", "food"): ("restaurant",), ("interests", "cooking"): ("kitchen_appliances",), ("interests", "travel"): ("resort_hotel",),
-    ("interests", "running"): ("sportswear",), ("interests", "gadgets"): ("digital_devices",),
-}
+def _newest_support(parsed: list, tag: str, value: str) -> str | None:
+    "`tag: entity [time]` for the newest MUB line with an entity supporting `tag = value`, or None."
+    cats = evidence(tag, str(value))
+    for line in reversed(parsed):  # newest first
+        for e in line.entities:
+            cat, city = entity_category(e, line.action)
+            if (tag == "home_city" and city == value) or (cats and cat in cats):
+                return f"{tag}: {city if tag == 'home_city' else e} [{line.time}]"
+    return None
 
 def rationale(mub_lines: list[str], labels: dict, max_items: int = 6) -> str:
-    "Evidence for `labels` from MUB lines (oldest first): `tag: entity [time]` for the newest supporting line, at most `max_items` tags."
-    parsed = parse_mub("\n".join(mub_lines))
-    items = []
+    """Evidence for `labels` from MUB lines (oldest first): `tag: entity [time]` for the newest supporting line, at
+    most `max_items` tags."""
+    parsed, items = parse_mub("\n".join(mub_lines)), []
     for tag, value in labels.items():
         if len(items) >= max_items: break
-        values = value if isinstance(value, list) else [value]
-        for v in values:
-            cats = EVIDENCE.get((tag, str(v)), ())
-            hit = None
-            for line in reversed(parsed):  # newest first
-                for e in line.entities:
-                    cat, city = entity_category(e, line.action)
-                    if (tag == "home_city" and city == v) or (cats and cat in cats):
-                        hit = f"{tag}: {city if tag == 'home_city' else e} [{line.time}]"; break
-                if hit: break
-            if hit: items.append(hit); break
+        hit = next(filter(None,
+                          (_newest_support(parsed, tag, v) for v in (value if isinstance(value, list) else [value]))),
+                          None)
+        if hit: items.append(hit)
     return "; ".join(items) if items else "little direct evidence; population defaults"
 
 def target_text(mub_lines: list[str], labels: dict, max_items: int = 6) -> str:
@@ -77,9 +61,11 @@ def target_text(mub_lines: list[str], labels: dict, max_items: int = 6) -> str:
     return f"<think>{rationale(mub_lines, labels, max_items)}</think><answer>{json.dumps(labels, ensure_ascii=False, separators=(',', ':'))}</answer>"
 
 # %% ../nbs/08_train.ipynb #fdb4d552
-def sft_dataset(mub_texts: list[str], labels: list[dict], tokenizer, schema: TagSchema, max_prompt_tokens: int, max_items: int = 6,
+def sft_dataset(mub_texts: list[str], labels: list[dict], tokenizer, schema: TagSchema, max_prompt_tokens: int,
+                max_items: int = 6,
                 list_values: bool = True, prompts: list[tuple[str, dict]] | None = None):
-    "A `datasets.Dataset` of (prompt, completion) pairs plus the prompt's truncation record (`prompts`: ready-built prompts to reuse)."
+    """A `datasets.Dataset` of (prompt, completion) pairs plus the prompt's truncation record (`prompts`: ready-built
+    prompts to reuse)."""
     from datasets import Dataset
     rows = dict(prompt=[], completion=[], lines=[], lines_dropped=[])
     prompts = prompts or [build_prompt("tags", t, tokenizer, schema, max_prompt_tokens, list_values) for t in mub_texts]
@@ -97,7 +83,8 @@ def pretrain_dataset(mub_texts: list[str]):
 # %% ../nbs/08_train.ipynb #329e2c0e
 def measure_peak_gflops(size: int = 2048, repeats: int = 8, dtype=torch.float32, device: str = "cpu") -> float:
     "The best sustained matmul rate (GFLOP/s) over a few timed runs of a size×size product."
-    a, b = torch.randn(size, size, dtype=dtype, device=device), torch.randn(size, size, dtype=dtype, device=device)
+    gen = torch.Generator(device).manual_seed(0)  # its own generator: measuring never moves the global RNG
+    a, b = (torch.randn(size, size, dtype=dtype, device=device, generator=gen) for _ in range(2))
     for _ in range(2): a @ b
     best = 0.0
     for _ in range(repeats):
@@ -107,33 +94,61 @@ def measure_peak_gflops(size: int = 2048, repeats: int = 8, dtype=torch.float32,
         best = max(best, 2 * size ** 3 / (time.perf_counter() - t0) / 1e9)
     return best
 
+class PeakMeter:
+    "The best of several peak measurements, taken whenever `measure` is called (interleave it with the work)."
+    def __init__(self, device: str = "cpu"):
+        self.device, self.readings = device, []
+        self.dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    def measure(self) -> float:
+        self.readings.append(round(measure_peak_gflops(dtype=self.dtype, device=self.device), 2))
+        return self.best
+    @property
+    def best(self) -> float: return max(self.readings, default=0.0)
+
 def train_flops_per_token(model, context: float) -> float:
     "Training FLOPs per token: 6·N for the weights plus 6·layers·width·context for causal attention."
     c = model.config
     n = sum(p.numel() for p in model.parameters())
     return 6 * n + 6 * c.num_hidden_layers * c.hidden_size * context
 
+def mfu_flags(runs: dict, peak: float, committed_peak: float | None) -> list[str]:
+    "What makes the MFU figures suspect: an MFU outside (0, 1), or a peak far (over 1.5×) from the last committed one."
+    flags = [f"{name}: MFU {m['mfu']:.3f} is outside (0, 1)" for name,
+             m in runs.items() if m.get("mfu") is not None and not 0 < m["mfu"] < 1]
+    if committed_peak and not 1 / 1.5 <= peak / committed_peak <= 1.5:
+        flags.append(f"peak {peak:.1f} GFLOP/s is far from the last committed {committed_peak:.1f} GFLOP/s (a loaded or different machine)")
+    return flags
+
 # %% ../nbs/08_train.ipynb #42f7af22
 def run_key(model, dataset, settings: dict) -> str:
-    "What a training run depends on: its settings, its data and its starting weights (a resume needs all three unchanged)."
-    import hashlib
+    """What a training run depends on: its settings, its data and its starting weights (a resume needs all three
+    unchanged)."""
     h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     for col in dataset.column_names:
         for v in dataset[col]: h.update(str(v).encode() + b"\0")
     for name, p in model.state_dict().items(): h.update(name.encode() + p.detach().float().cpu().numpy().tobytes()[:1 << 20])
     return h.hexdigest()
 
-def _sidecar_callback(config: dict, key: str):
+def _callbacks(config: dict, key: str, every: int) -> list:
+    "Trainer callbacks: a `usergpt.json` sidecar in every checkpoint, and one progress line every `every` steps."
     from transformers import TrainerCallback
     class SidecarCallback(TrainerCallback):
-        "Writes usergpt.json (step, config, latest metrics) into every checkpoint."
         def on_save(self, args, state, control, **kw):
             if not state.is_world_process_zero: return
-            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             logs = [h for h in state.log_history if "loss" in h]
-            write_json(ckpt / SIDECAR, dict(step=state.global_step, run_key=key, config=config, metrics=logs[-1] if logs else {},
-                                            tokens_seen=int(state.num_input_tokens_seen)))
-    return SidecarCallback()
+            write_json(Path(args.output_dir) / f"checkpoint-{state.global_step}" / SIDECAR,
+                       dict(step=state.global_step, run_key=key, config=config, metrics=logs[-1] if logs else {},
+                            tokens_seen=int(state.num_input_tokens_seen)))
+    class ProgressLines(TrainerCallback):
+        def on_train_begin(self, args, state, control,
+                           **kw): self.t0, self.step0 = time.perf_counter(), state.global_step
+        def on_log(self, args, state, control, logs=None, **kw):
+            if not state.is_world_process_zero or "loss" not in (logs or {}) or state.global_step % every: return
+            rate = (state.global_step - self.step0) / max(time.perf_counter() - self.t0, 1e-9)
+            eta = (state.max_steps - state.global_step) / max(rate, 1e-9)
+            print(f"  {Path(args.output_dir).parent.name}: step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f} "
+                  f"({rate:.2f} steps/s, {eta / 60:.1f} min left)", flush=True)
+    return [SidecarCallback(), ProgressLines()]
 
 def wandb_report_to(mode: str, log_dir: Path) -> list[str]:
     "Trainer `report_to` for a wandb mode (offline | online | disabled); offline runs write under `log_dir`."
@@ -148,188 +163,204 @@ def wandb_report_to(mode: str, log_dir: Path) -> list[str]:
     os.environ.setdefault("WANDB_PROJECT", "usergpt")
     return ["wandb"]
 
+# %% ../nbs/08_train.ipynb #7a8b9c0d
+def _sft_config(cfg: TrainConfig, out: Path, steps: int, lr: float, seed: int, packing: bool, max_length: int | None):
+    """TRL's SFTConfig for one run: cosine schedule with warm-up, checkpoints with resume, bf16 on a GPU,
+    completion-only loss unless packing text."""
+    from trl import SFTConfig
+    gpu = torch.cuda.is_available()
+    return SFTConfig(output_dir=str(out / "checkpoints"), max_steps=steps, learning_rate=lr,
+                     lr_scheduler_type="cosine", warmup_steps=cfg.warmup_steps,
+                     per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+                     weight_decay=0.01,
+                     logging_steps=cfg.logging_steps, save_steps=cfg.save_steps, save_total_limit=2, seed=seed,
+                     data_seed=seed,
+                     report_to=wandb_report_to(cfg.wandb, out.parent / "wandb"), run_name=out.name, bf16=gpu,
+                     use_cpu=not gpu,
+                     max_length=max_length, packing=packing, packing_strategy="wrapped" if packing else "bfd",
+                     completion_only_loss=None if not packing else False, include_num_input_tokens_seen="non_padding",
+                     dataloader_num_workers=0, disable_tqdm=True, save_only_model=False)
+
+def _resume_point(trainer, ckpts: Path, key: str) -> str | None:
+    """The last checkpoint of this very run, or None; checkpoints of a run with other settings, data or weights are
+    deleted."""
+    from transformers.trainer_utils import get_last_checkpoint
+    last = get_last_checkpoint(str(ckpts)) if ckpts.is_dir() else None
+    if last and json.loads((Path(last) / SIDECAR).read_text()).get("run_key") != key:
+        print(f"{ckpts}: checkpoints of a different run (settings, data or starting weights changed): starting afresh")
+        if trainer.is_world_process_zero(): shutil.rmtree(ckpts)
+        trainer.accelerator.wait_for_everyone()
+        return None
+    if last: print(f"resuming from {last}")
+    return last
+
+def _run_metrics(trainer, result, dataset, tokenizer, last: str | None, seconds: float, packing: bool,
+                 max_length: int | None,
+                 peak_gflops: float | None) -> dict:
+    """Steps, tokens, throughput, GFLOP/s, MFU against `peak_gflops`, the mean context and the loss history of a
+    finished run."""
+    state = trainer.state
+    tokens = int(state.num_input_tokens_seen)
+    start_tokens = json.loads((Path(last) / SIDECAR).read_text()).get("tokens_seen",
+                                                                      0) if last and (Path(last) / SIDECAR).is_file() else 0
+    if packing: context = float(max_length or 0)
+    else:  # the mean example length (prompt + completion) over a sample of the dataset
+        sample = dataset.select(range(min(len(dataset), 128)))
+        context = float(np.mean([len(tokenizer(p + c, add_special_tokens=False)["input_ids"]) for p,
+                                 c in zip(sample["prompt"], sample["completion"])]))
+    # causal attention: each token attends to half the context on average
+    flops = train_flops_per_token(trainer.model, context / 2)
+    # tokens trained in this process (after a resume, the remainder)
+    tps = (tokens - start_tokens) / seconds if seconds > 0 else 0.0
+    losses = [h for h in state.log_history if "loss" in h]
+    return dict(steps=state.global_step, resumed_from=Path(last).name if last else None, tokens=tokens,
+                seconds=round(seconds, 2),
+                tokens_per_second=round(tps, 1), flops_per_token=round(flops, 1),
+                train_gflops=round(tps * flops / 1e9, 2),
+                mfu=round(tps * flops / 1e9 / peak_gflops, 4) if peak_gflops else None,
+                mean_context=round(float(context), 1),
+                final_loss=float(np.mean([h["loss"] for h in losses][-5:])) if losses else None,
+                log_history=[{k: h[k] for k in ("step", "loss", "learning_rate") if k in h} for h in losses],
+                train_loss=float(result.training_loss))
+
+# %% ../nbs/08_train.ipynb #8b9c0d1e
 def train_run(model, tokenizer, dataset, out_dir: str | Path,  # the model, its tokenizer, the dataset and the run's directory
               steps: int, lr: float, cfg: TrainConfig, seed: int = 0,  # optimizer steps, peak learning rate, settings, seed
               packing: bool = False, max_length: int | None = None,  # pack text rows (Stage 0); the sequence length
               callbacks: list | None = None,  # extra Trainer callbacks
               peak_gflops: float | None = None,  # the machine's measured peak, for MFU
               ) -> dict:
-    "Train with TRL's SFTTrainer, resuming from the last checkpoint in `out_dir`; save the final model; return its metrics."
-    from transformers.trainer_utils import get_last_checkpoint
-    from trl import SFTConfig, SFTTrainer
-    out = Path(out_dir); ckpts = out / "checkpoints"
-    gpu = torch.cuda.is_available()
-    args = SFTConfig(output_dir=str(ckpts), max_steps=steps, learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=cfg.warmup_steps,
-                     per_device_train_batch_size=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum, weight_decay=0.01,
-                     logging_steps=cfg.logging_steps, save_steps=cfg.save_steps, save_total_limit=2, seed=seed, data_seed=seed,
-                     report_to=wandb_report_to(cfg.wandb, out.parent / "wandb"), run_name=out.name, bf16=gpu, use_cpu=not gpu,
-                     max_length=max_length, packing=packing, packing_strategy="wrapped" if packing else "bfd",
-                     completion_only_loss=None if not packing else False, include_num_input_tokens_seen="non_padding",
-                     dataloader_num_workers=0, disable_tqdm=False, save_only_model=False)
-    key = run_key(model, dataset, dict(cfg=asdict(cfg), steps=steps, lr=lr, seed=seed, packing=packing, max_length=max_length))
+    """Train with TRL's SFTTrainer, resuming from the last checkpoint in `out_dir`; save the final model; return its
+    metrics."""
+    from trl import SFTTrainer
+    out = Path(out_dir)
+    key = run_key(model, dataset,
+                  dict(cfg=asdict(cfg), steps=steps, lr=lr, seed=seed, packing=packing, max_length=max_length))
     done = json.loads((out / SIDECAR).read_text()) if (out / SIDECAR).is_file() else {}
     if done.get("run_key") == key and done.get("step") == steps:  # this very run finished before: keep it
         print(f"{out}: already trained ({steps} steps, same settings, data and starting weights)")
         return done["metrics"]
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         callbacks=[_sidecar_callback(asdict(cfg), key), *(callbacks or [])])
-    last = get_last_checkpoint(str(ckpts)) if ckpts.is_dir() else None
-    if last and json.loads((Path(last) / SIDECAR).read_text()).get("run_key") != key:  # another run's checkpoints: start over
-        print(f"{ckpts}: checkpoints of a different run (settings, data or starting weights changed): starting afresh")
-        if trainer.is_world_process_zero(): shutil.rmtree(ckpts)
-        trainer.accelerator.wait_for_everyone(); last = None
-    if last: print(f"resuming from {last}")
+    trainer = SFTTrainer(model=model, args=_sft_config(cfg, out, steps, lr, seed, packing, max_length),
+                         train_dataset=dataset,
+                         processing_class=tokenizer,
+                         callbacks=[*_callbacks(asdict(cfg), key, max(cfg.logging_steps, steps // 20)), *(callbacks or [])])
+    from transformers.trainer_callback import PrinterCallback
+    trainer.remove_callback(PrinterCallback)  # our progress lines replace its raw log dictionaries
+    last = _resume_point(trainer, out / "checkpoints", key)
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=last)
-    seconds = time.perf_counter() - t0
-    state = trainer.state
-    tokens = int(state.num_input_tokens_seen)
-    start_tokens = json.loads((Path(last) / SIDECAR).read_text()).get("tokens_seen", 0) if last and (Path(last) / SIDECAR).is_file() else 0
-    ran_tokens = tokens - start_tokens  # tokens trained in this process (after a resume, only the remainder)
-    if packing: context = float(max_length or 0)
-    else:  # the mean example length (prompt + completion) over a sample of the dataset
-        sample = dataset.select(range(min(len(dataset), 128)))
-        context = float(np.mean([len(tokenizer(p + c, add_special_tokens=False)["input_ids"]) for p, c in zip(sample["prompt"], sample["completion"])]))
-    flops = train_flops_per_token(trainer.model, context / 2)  # causal attention: each token attends to half the context on average
-    tps = ran_tokens / seconds if seconds > 0 else 0.0
-    metrics = dict(steps=state.global_step, resumed_from=Path(last).name if last else None, tokens=tokens, seconds=round(seconds, 2),
-                   tokens_per_second=round(tps, 1), train_gflops=round(tps * flops / 1e9, 2),
-                   mfu=round(tps * flops / 1e9 / peak_gflops, 4) if peak_gflops else None, mean_context=round(float(context), 1),
-                   final_loss=float(np.mean([h["loss"] for h in state.log_history if "loss" in h][-5:] or [float("nan")])),
-                   log_history=[{k: h[k] for k in ("step", "loss", "learning_rate") if k in h} for h in state.log_history if "loss" in h],
-                   train_loss=float(result.training_loss))
+    metrics = _run_metrics(trainer, result, dataset, tokenizer, last, time.perf_counter() - t0, packing, max_length,
+                           peak_gflops)
     final = trainer.accelerator.unwrap_model(trainer.model)
     if hasattr(final, "merge_and_unload"): final = final.merge_and_unload()  # LoRA: save a plain checkpoint
-    if trainer.is_world_process_zero(): save_model(final, tokenizer, out, step=state.global_step, run_key=key, config=asdict(cfg), metrics=metrics)
+    if trainer.is_world_process_zero():
+        save_model(final, tokenizer, out, step=trainer.state.global_step, run_key=key, config=asdict(cfg),
+                   metrics=metrics)
     trainer.accelerator.wait_for_everyone()
     return metrics
 
 # %% ../nbs/08_train.ipynb #e50987dc
-def training_users(prof) -> pd.DataFrame:
-    "Training users in user-id order: user_id, mub_text, gold (JSON), labels (legacy pseudo-labels, JSON)."
-    users = pd.read_parquet(prof.stage_dir("semantize") / "mub", columns=["user_id", "mub_text"]).merge(
-        pd.read_parquet(prof.stage_dir("simulate") / "personas", columns=["user_id", "gold"]), on="user_id").merge(
-        pd.read_parquet(prof.stage_dir("baselines") / "pseudo_labels.parquet"), on="user_id").sort_values("user_id").reset_index(drop=True)
-    return users.iloc[:prof.train.train_users] if prof.train.train_users else users
-
 def label_sets(users: pd.DataFrame) -> dict[str, list[dict]]:
     "Each label source's labels for `users`: legacy pseudo-labels and gold."
     return {"legacy": [json.loads(x) for x in users.labels], "gold": [json.loads(x) for x in users.gold]}
 
-def label_sources(cfg: TrainConfig) -> list[str]:
-    "The SFT label sources of `cfg`, checked."
-    sources = [s.strip() for s in cfg.label_sources.split(",") if s.strip()]
-    bad = [s for s in sources if s not in ("legacy", "gold")]
-    if bad or not sources: raise ValueError(f"train.label_sources = {cfg.label_sources!r}: use legacy and/or gold")
-    return sources
-
 def build_backbone(cfg: TrainConfig, users: pd.DataFrame, schema: TagSchema, out_dir: Path, seed: int = 0) -> Path:
-    "Save the backbone before training into `out_dir/base` (the tiny Qwen3 with a tokenizer trained on training users, or `model_path`)."
+    """Save the backbone before training into `out_dir/base` (the tiny Qwen3 with a tokenizer trained on training
+    users, or `model_path`)."""
     base_dir = out_dir / "base"
     if cfg.model_path:
         model, tokenizer = load_model(cfg.model_path)
         return save_model(model, tokenizer, base_dir, step=0, source=cfg.model_path, config=asdict(cfg))
     corpus_users = users.iloc[:cfg.tokenizer_users]
     labels = label_sets(corpus_users)
-    prompt_text = "\n".join([ROLE, task_text("tags", schema), task_text("tags", schema, False), task_text("summary", schema), "Behaviour (MUB), oldest first:"])
-    corpus = [prompt_text] * 100 + list(corpus_users.mub_text) + [target_text(t.split("\n")[-40:], labels[s][i], cfg.rationale_items)
-                                                                 for s in label_sources(cfg) for i, t in enumerate(corpus_users.mub_text)]
+    prompt_text = "\n".join([ROLE, task_text("tags", schema), task_text("tags", schema, False),
+                             task_text("summary", schema), "Behaviour (MUB), oldest first:"])
+    corpus = [prompt_text] * 100 + list(corpus_users.mub_text) + [target_text(t.split("\n")[-40:], labels[s][i],
+                                                                              cfg.rationale_items)
+                                                                              for s in cfg.label_sources for i, t in enumerate(corpus_users.mub_text)]
     tokenizer = train_tokenizer(corpus, vocab_size=cfg.vocab_size, out_dir=out_dir / "tokenizer")
-    size = ModelConfig(hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads, num_kv_heads=cfg.num_kv_heads,
-                       intermediate_size=cfg.intermediate_size, max_positions=max(cfg.max_prompt_tokens + 512, cfg.pretrain_seq_len))
-    return save_model(build_tiny_qwen(size, tokenizer, seed=seed), tokenizer, base_dir, step=0, config=asdict(cfg), model_config=asdict(size))
+    size = ModelConfig(hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
+                       num_kv_heads=cfg.num_kv_heads,
+                       intermediate_size=cfg.intermediate_size,
+                       max_positions=max(cfg.max_prompt_tokens + 512, cfg.pretrain_seq_len))
+    return save_model(build_tiny_qwen(size, tokenizer, seed=seed), tokenizer, base_dir, step=0, config=asdict(cfg),
+                      model_config=asdict(size))
 
-def train_stage(prof, seed: int | None = None) -> dict:
-    "The whole stage: backbone, Stage 0, SFT v0 per label source, models under runs/<profile>/train/; returns the runs' metrics."
-    from accelerate import PartialState
-    state = PartialState()  # a single process unless launched with accelerate / torchrun
-    cfg, seed = prof.train, prof.seed if seed is None else seed
-    out_dir = prof.stage_dir("train"); out_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(seed)
-    if cfg.threads: torch.set_num_threads(cfg.threads)
-    schema = load_knowledge_base().schema
-    users, sources = training_users(prof), label_sources(cfg)
-    device = str(state.device) if state.device.type == "cuda" else "cpu"
-    peak = measure_peak_gflops(device=device, dtype=torch.bfloat16 if device.startswith("cuda") else torch.float32)
-    print(f"{len(users)} training users; label sources {sources}; peak matmul {peak:.1f} GFLOP/s on {device} "
-          f"({torch.get_num_threads()} threads, {state.num_processes} process{'es' if state.num_processes > 1 else ''})")
-    t0 = time.perf_counter()
-    if state.is_main_process: build_backbone(cfg, users, schema, out_dir, seed)
-    state.wait_for_everyone()
-    tokenizer = load_tokenizer(out_dir / "base")
-    runs, start_dir = {}, out_dir / "base"
-    if not cfg.model_path and cfg.pretrain_steps > 0:
-        model, _ = load_model(start_dir, device=device)
-        runs["pretrain"] = train_run(model, tokenizer, pretrain_dataset(users.mub_text), out_dir / "pretrain", cfg.pretrain_steps, cfg.pretrain_lr,
-                                     cfg, seed, packing=True, max_length=cfg.pretrain_seq_len, peak_gflops=peak)
-        start_dir = out_dir / "pretrain"
-        state.wait_for_everyone()
+# %% ../nbs/08_train.ipynb #9c0d1e2f
+# the trained weights
+TRAIN_SCOPE = dict(only=[".safetensors", "tokenizer.json"], exclude=["checkpoints", "wandb", "report", "manifest.json"])
+
+def _sft_runs(prof, users: pd.DataFrame, tokenizer, start_dir: Path, device: str, meter: PeakMeter) -> tuple[dict, dict]:
+    "SFT v0, one run per label source from `start_dir`; returns (run metrics, the prompts' truncation record)."
+    cfg, schema, out_dir = prof.train, load_knowledge_base().schema, prof.stage_dir("train")
     lora = LoraSettings(cfg.lora_rank, cfg.lora_alpha, cfg.lora_target_modules) if cfg.lora_rank else None
-    labels = label_sets(users)
-    prompts = [build_prompt("tags", t, tokenizer, schema, cfg.max_prompt_tokens, cfg.list_tag_values) for t in users.mub_text]  # shared by the sources
-    truncation = {}
-    for src in sources:
-        ds = sft_dataset(list(users.mub_text), labels[src], tokenizer, schema, cfg.max_prompt_tokens, cfg.rationale_items, cfg.list_tag_values, prompts)
+    labels, runs, truncation = label_sets(users), {}, {}
+    prompts = [build_prompt("tags", t, tokenizer, schema, cfg.max_prompt_tokens, cfg.list_tag_values)
+               for t in users.mub_text]  # shared by the sources
+    for src in cfg.label_sources:
+        ds = sft_dataset(list(users.mub_text), labels[src], tokenizer, schema, cfg.max_prompt_tokens,
+                         cfg.rationale_items, cfg.list_tag_values, prompts)
         truncation = dict(lines=int(np.sum(ds["lines"])), lines_dropped=int(np.sum(ds["lines_dropped"])),
                           prompts_truncated=float(np.mean(np.array(ds["lines_dropped"]) > 0)))
         model, _ = load_model(start_dir, lora=lora, device=device)
-        runs[f"sft0_{src}"] = train_run(model, tokenizer, ds, out_dir / f"sft0_{src}", cfg.sft_steps, cfg.sft_lr, cfg, seed,
-                                        max_length=cfg.max_prompt_tokens + 384, peak_gflops=peak)
-        state.wait_for_everyone()
-    for name, m in runs.items(): print(f"{name}: loss {m['log_history'][0]['loss']:.3f} -> {m['final_loss']:.3f} ({m['tokens_per_second']:,.0f} tokens/s, MFU {m['mfu']:.1%})")
-    n_params = count_parameters(out_dir / "base")
-    return dict(runs=runs, peak_gflops=round(peak, 2), device=device, threads=torch.get_num_threads(), processes=state.num_processes,
-                parameters=n_params, vocabulary=len(tokenizer), train_users=len(users), sources=sources, truncation=truncation,
-                seconds=round(time.perf_counter() - t0, 1), is_main=state.is_main_process)
+        runs[f"sft0_{src}"] = train_run(model, tokenizer, ds, out_dir / f"sft0_{src}", cfg.sft_steps, cfg.sft_lr, cfg, prof.seed,
+                                        max_length=cfg.max_prompt_tokens + 384, peak_gflops=meter.measure())
+    return runs, truncation
 
-# %% ../nbs/08_train.ipynb #49e6238e
-def write_train_report(prof, result: dict) -> dict:
-    "Learning curves (PNG), `tables/training.md`, metrics and the manifest of the train stage."
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    cfg, out_dir, runs = prof.train, prof.stage_dir("train"), result["runs"]
-    report = StageReport(out_dir)
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.2), squeeze=False)
-    for ax, (name, m) in zip(axes[0], runs.items()):
-        h = m["log_history"]
-        ax.plot([x["step"] for x in h], [x["loss"] for x in h], lw=1.2)
-        ax.set_title(name); ax.set_xlabel("step"); ax.set_ylabel("training loss"); ax.grid(alpha=0.3)
-    fig.tight_layout(); fig.savefig(report.figure_path("train_learning_curves"), dpi=110); plt.close(fig)
-    table = pd.DataFrame([dict(run=name, steps=m["steps"], tokens=m["tokens"], seconds=m["seconds"], **{"tokens/s": m["tokens_per_second"],
-                               "GFLOP/s": m["train_gflops"], "MFU": m["mfu"], "first loss": m["log_history"][0]["loss"], "final loss": m["final_loss"]})
-                          for name, m in runs.items()]).set_index("run").round(4)
-    n_users = result["train_users"]
-    epochs = {name: m["steps"] * cfg.batch_size * cfg.grad_accum * result["processes"] / n_users for name, m in runs.items() if name.startswith("sft0")}
-    tr = result["truncation"]
-    kept = 1 - tr["lines_dropped"] / max(tr["lines"], 1)
-    md = [f"# Training ({prof.name} profile)", "",
-          f"Command: `usergpt-reproduce --profile {prof.name}` (stage `train`). Backbone: "
-          + (f"`{cfg.model_path}`" if cfg.model_path else f"tiny Qwen3 ({result['parameters']:,} parameters: width {cfg.hidden_size}, {cfg.num_layers} layers, "
-             f"{cfg.num_heads} heads, vocabulary {result['vocabulary']:,} trained on {min(cfg.tokenizer_users, n_users)} training users)")
-          + f", {'LoRA rank ' + str(cfg.lora_rank) if cfg.lora_rank else 'full fine-tuning'}, on {result['device']} with {result['threads']} threads"
-          f" × {result['processes']} process(es). {n_users:,} training users; SFT label sources: {', '.join(result['sources'])}; "
-          f"SFT epochs: {', '.join(f'{k} {v:.2f}' for k, v in epochs.items())}. Prompt budget {cfg.max_prompt_tokens} tokens "
-          f"({'every tag value listed' if cfg.list_tag_values else 'compact task text'}): {tr['prompts_truncated']:.0%} of prompts drop their "
-          f"oldest MUB lines, keeping {kept:.0%} of all lines.", "",
-          f"Measured peak {'bf16' if result['device'].startswith('cuda') else 'fp32'} matmul on this machine: **{result['peak_gflops']:.1f} GFLOP/s** "
-          "(2048×2048, same threads). MFU = tokens/s × training FLOPs per token (6·N + 6·layers·width·context/2) / peak.", "",
-          markdown_table(table), "", "![learning curves](../figures/train_learning_curves.png)", ""]
-    report.add_table("training", "\n".join(md))
-    report.add_metrics(**{k: v for k, v in result.items() if k not in ("is_main",)}, prompt_lines_kept=kept, epochs=epochs)
-    weights = sorted(p for d in ["base", *runs] for p in (out_dir / d).glob("*") if p.suffix == ".safetensors" or p.name == "tokenizer.json")
-    write_manifest(out_dir, "train", prof.name, prof.seed, cfg, {"train_users": n_users, "runs": len(runs)},
-                   inputs={s: read_manifest(prof.stage_dir(s))["content_hash"] for s in ("simulate", "semantize", "baselines")},
-                   content_hash=files_content_hash(weights, out_dir))
-    return dict(table=table, markdown=md)
+def train_stage(prof) -> dict:
+    """The whole stage: backbone, Stage 0, SFT v0 per label source, models under runs/<profile>/train/ with a manifest
+    last; returns its results."""
+    from accelerate import PartialState
+    state = PartialState()  # a single process unless launched with accelerate / torchrun
+    cfg, seed, out_dir = prof.train, prof.seed, prof.stage_dir("train")
+    seed_everything(seed)
+    if cfg.threads: torch.set_num_threads(cfg.threads)
+    users = training_users(prof)
+    users = users.iloc[:cfg.train_users] if cfg.train_users else users
+    device = str(state.device) if state.device.type == "cuda" else "cpu"
+    meter, t0 = PeakMeter(device), time.perf_counter()
+    print(f"{len(users)} training users; label sources {cfg.label_sources}; peak matmul {meter.measure():.1f} GFLOP/s on {device} "
+          f"({torch.get_num_threads()} threads, {state.num_processes} process{'es' if state.num_processes > 1 else ''})")
+    with invalidated(out_dir) if state.is_main_process else nullcontext():
+        if state.is_main_process: build_backbone(cfg, users, load_knowledge_base().schema, out_dir, seed)
+        state.wait_for_everyone()
+        tokenizer = load_tokenizer(out_dir / "base")
+        runs, start_dir = {}, out_dir / "base"
+        if not cfg.model_path and cfg.pretrain_steps > 0:
+            model, _ = load_model(start_dir, device=device)
+            runs["pretrain"] = train_run(model, tokenizer, pretrain_dataset(users.mub_text), out_dir / "pretrain",
+                                         cfg.pretrain_steps, cfg.pretrain_lr, cfg, seed, packing=True,
+                                         max_length=cfg.pretrain_seq_len, peak_gflops=meter.measure())
+            start_dir = out_dir / "pretrain"
+            state.wait_for_everyone()
+        sft, truncation = _sft_runs(prof, users, tokenizer, start_dir, device, meter)
+        runs.update(sft)
+        meter.measure()
+        # against the best of the interleaved measurements
+        for m in runs.values(): m["mfu"] = round(m["train_gflops"] / meter.best, 4)
+        result = dict(runs=runs, peak_gflops=meter.best, peak_readings=meter.readings, device=device,
+                      threads=torch.get_num_threads(),
+                      processes=state.num_processes, parameters=count_parameters(out_dir / "base"),
+                      vocabulary=len(tokenizer), train_users=len(users),
+                      sources=cfg.label_sources, truncation=truncation, seconds=round(time.perf_counter() - t0, 1))
+        if state.is_main_process:
+            write_manifest(out_dir, "train", prof.name, seed, cfg, {"train_users": len(users), "runs": len(runs)},
+                           scope=TRAIN_SCOPE,
+                           inputs={s: verify_stage(prof.stage_dir(s))["content_hash"]
+                                   for s in ("simulate", "semantize", "baselines")}, results=result)
+    for name, m in runs.items(): print(f"{name}: loss {m['log_history'][0]['loss']:.3f} -> {m['final_loss']:.3f} ({m['tokens_per_second']:,.0f} tokens/s, MFU {m['mfu']:.1%})")
+    return result
+
+def load_train(directory: str | Path) -> dict:
+    """The results of a complete train stage (runs, peak, device, truncation), verified against its manifest; models
+    are under `directory/<run>/`."""
+    return verify_stage(directory, "usergpt-reproduce --stages train (or usergpt-train)")["results"]
 
 # %% ../nbs/08_train.ipynb #0242a7ff
-@call_parse
+@cli
 def train_cli(profile: str = "cpu",  # settings.ini profile
               settings: str = None,  # path to settings.ini (default: found from the working directory)
               out: str = None,  # runs/ and reports/ under this directory instead of the project root
               ):
     "Run the train stage (backbone, Stage 0, SFT v0) for a profile; under `accelerate launch` on several processes."
-    prof = load_profile(profile, settings, out)
-    result = train_stage(prof)
-    if result["is_main"]: write_train_report(prof, result)
+    train_stage(load_profile(profile, settings, out))
