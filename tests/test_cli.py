@@ -1,4 +1,5 @@
-"Every usage or input error of every usergpt-* command: one line on stderr naming what is wrong, exit code 2, no traceback."
+"""Every usage or input error of every usergpt-* command: one line on stderr naming what is wrong, exit code 2, no
+traceback."""
 from __future__ import annotations
 
 import pytest
@@ -20,7 +21,8 @@ def bad_settings(tmp_path_factory):
     text = (ROOT / "settings.ini").read_text()
     for name, key, value in [("negative", "simulate.n_users", "-5"), ("calendar", "simulate.calendar", "lunar"),
                              ("wandb", "train.wandb", "maybe"), ("rate", "simulate.misclick_rate", "1.5"),
-                             ("source", "train.label_sources", "legacy, silver"), ("backend", "evaluate.backend", "tgi"),
+                             ("source", "train.label_sources", "legacy, silver"),
+                             ("backend", "evaluate.backend", "tgi"),
                              ("topk", "semantize.top_k", "0"), ("typo", "simulate.n_userz", "3")]:
         text += f"\n[{name}]\n{key} = {value}\n"
     (d / "settings.ini").write_text(text)
@@ -41,7 +43,8 @@ def bad_settings(tmp_path_factory):
 def test_settings_are_checked_at_load_time(bad_settings, tmp_path, profile, expected):
     for cmd in (["usergpt-simulate", "--out", str(tmp_path / "o")], ["usergpt-reproduce", "--out", str(tmp_path / "o")],
                 ["usergpt-train"]):
-        one_line_error(run_cli(*cmd, "--profile", profile, "--settings", str(bad_settings), check=False), str(bad_settings),
+        one_line_error(run_cli(*cmd, "--profile", profile, "--settings", str(bad_settings), check=False),
+                       str(bad_settings),
                        expected)
 
 
@@ -64,26 +67,35 @@ def test_semantize_usage_errors(tmp_path):
     (tmp_path / "events.csv").write_text("user_id,ts,source,action,entity\na,2026-01-01,ecommerce,click,x\n")
     one_line_error(run_cli("usergpt-semantize", "--events", str(tmp_path / "events.csv"), "--out", str(tmp_path / "o"),
                            check=False), "events.csv", ".csv files are not supported", "JSONL", "Parquet")
-    (tmp_path / "events.jsonl").write_text('{"user_id": "a", "ts": "2026-01-01", "source": "ecommerce", "action": "click", '
+    (tmp_path / "events.jsonl").write_text('{"user_id": "a", "ts": "2026-01-01", "source": "ecommerce", '
+                                           '"action": "click", '
                                            '"entity": "x"}\n')
     (tmp_path / "taken").write_text("a file")
-    one_line_error(run_cli("usergpt-semantize", "--events", str(tmp_path / "events.jsonl"), "--out", str(tmp_path / "taken"),
+    one_line_error(run_cli("usergpt-semantize", "--events", str(tmp_path / "events.jsonl"), "--out",
+                           str(tmp_path / "taken"),
                            check=False), "--out", "exists and is not a directory")
-    one_line_error(run_cli("usergpt-semantize", "--out", str(tmp_path / "o"), check=False), "--events PATH and --out DIR are required")
-    one_line_error(run_cli("usergpt-semantize", "--events", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"), check=False),
+    one_line_error(run_cli("usergpt-semantize", "--out", str(tmp_path / "o"), check=False),
+                   "--events PATH and --out DIR are required")
+    one_line_error(run_cli("usergpt-semantize", "--events", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"),
+                           check=False),
                    "no such file or directory")
-    one_line_error(run_cli("usergpt-semantize", "--events", str(tmp_path / "events.jsonl"), "--out", str(tmp_path / "o"),
+    one_line_error(run_cli("usergpt-semantize", "--events", str(tmp_path / "events.jsonl"), "--out",
+                           str(tmp_path / "o"),
                            "--as-of", "soon", check=False), "as_of: must be empty or an ISO date/time")
-    one_line_error(run_cli("usergpt-semantize", "--events", str(tmp_path / "events.jsonl"), "--frobnicate", check=False),
+    one_line_error(run_cli("usergpt-semantize", "--events", str(tmp_path / "events.jsonl"), "--frobnicate",
+                           check=False),
                    "unrecognized arguments: --frobnicate")
     assert not (tmp_path / "o").exists()
 
 
 def test_reproduce_bench_and_train_usage_errors(tmp_path):
-    one_line_error(run_cli("usergpt-reproduce", "--profile", "smoke", "--stages", "simulate,trainn", "--out", str(tmp_path),
+    one_line_error(run_cli("usergpt-reproduce", "--profile", "smoke", "--stages", "simulate,trainn", "--out",
+                           str(tmp_path),
                            check=False), "unknown stages ['trainn']", "knowledge, simulate")
-    one_line_error(run_cli("usergpt-reproduce", "--profile", "nope", "--out", str(tmp_path), check=False), "no profile [nope]", "smoke")
-    one_line_error(run_cli("usergpt-reproduce", "--settings", str(tmp_path / "none.ini"), check=False), "none.ini does not exist")
+    one_line_error(run_cli("usergpt-reproduce", "--profile", "nope", "--out", str(tmp_path), check=False),
+                   "no profile [nope]", "smoke")
+    one_line_error(run_cli("usergpt-reproduce", "--settings", str(tmp_path / "none.ini"), check=False),
+                   "none.ini does not exist")
     one_line_error(run_cli("usergpt-bench", "--build", str(tmp_path / "b"), "--users", "0", check=False),
                    "--users must be at least 1, got 0")
     one_line_error(run_cli("usergpt-train", "--profile", "smoke", "--out", str(tmp_path), check=False),

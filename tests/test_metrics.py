@@ -1,4 +1,5 @@
-"Metrics on hand-computed cases: Avg@k / Pass@k, per-dimension grouping, malformed output, Acc_Ex / COV_Ex, the judge's formulas."
+"""Metrics on hand-computed cases: Avg@k / Pass@k, per-dimension grouping, malformed output, Acc_Ex / COV_Ex, the
+judge's formulas."""
 from __future__ import annotations
 
 import json
@@ -37,17 +38,20 @@ def test_avg_and_pass_at_k_by_hand():
 
 def test_malformed_outputs_score_zero_and_are_counted():
     g = gold()
-    outs = [[None, "", "plain text", "<answer>{oops</answer>", "<think>cut off", answer({"gender": "female", "shoe_size": 42, "pet": "parrot"})]]
+    outs = [[None, "", "plain text", "<answer>{oops</answer>", "<think>cut off",
+             answer({"gender": "female", "shoe_size": 42, "pet": "parrot"})]]
     c, fails = correctness(outs, [g], SCHEMA)
     assert c[0, :, :5].sum() == 0
     assert c[0, SCHEMA.ids.index("gender"), 5] and not c[0, SCHEMA.ids.index("pet"), 5]
-    assert (fails["empty"], fails["no_answer_tag"], fails["bad_json"], fails["truncated"], fails["unknown_tag"], fails["invalid_value"]) == (2, 1, 1, 1, 1, 1)
+    assert (fails["empty"], fails["no_answer_tag"], fails["bad_json"], fails["truncated"], fails["unknown_tag"],
+            fails["invalid_value"]) == (2, 1, 1, 1, 1, 1)
 
 
 def test_na_counts_as_incorrect():
     c, _ = correctness([[{**gold(), "parenting": "NA"}]], [gold()], SCHEMA)
     assert not c[0, SCHEMA.ids.index("parenting"), 0]
-    assert parse_output(answer({"parenting": "NA"}), SCHEMA).answer == {"parenting": "NA"}  # NA is valid output, just not correct
+    # NA is valid output, just not correct
+    assert parse_output(answer({"parenting": "NA"}), SCHEMA).answer == {"parenting": "NA"}
 
 
 def test_acc_ex_and_cov_ex_by_hand():
@@ -66,4 +70,5 @@ def test_judge_formulas():
     assert judge.score(words(280), gold())["conciseness"] == pytest.approx(5.0)   # (400-280)/240
     a = judge.score("A married woman. A married woman.", gold(gender="female", marital_status="married"))
     # sentences of 3 words (too short), one repeat, proper shape, no markup: (0 + 0.5 + 1 + 1) / 4
-    assert a["aesthetics"] == pytest.approx(10 * 2.5 / 4) and a["consistency"] == pytest.approx(10.0) and a["completeness"] == pytest.approx(10 * 2 / 18)
+    assert (a["aesthetics"] == pytest.approx(10 * 2.5 / 4) and a["consistency"] == pytest.approx(10.0)
+            and a["completeness"] == pytest.approx(10 * 2 / 18))

@@ -32,4 +32,5 @@ def test_vllm_backend_same_interface_and_seed(tmp_path):
     path, prompt = _tiny(tmp_path)
     vl = make_backend("vllm", path)
     a = vl.generate([prompt, prompt], n=4, temperature=0.7, top_p=0.9, max_new_tokens=8, seed=3)
-    assert [len(x) for x in a] == [4, 4] and vl.generate([prompt, prompt], n=4, temperature=0.7, top_p=0.9, max_new_tokens=8, seed=3) == a
+    assert ([len(x) for x in a] == [4, 4]
+            and vl.generate([prompt, prompt], n=4, temperature=0.7, top_p=0.9, max_new_tokens=8, seed=3) == a)

@@ -1,9 +1,9 @@
-"The papermill pipeline: notebooks take only what selects a run, smoke profile end to end, skipping, forcing, failing stages."
+"""The papermill pipeline: notebooks take only what selects a run, smoke profile end to end, skipping, forcing, failing
+stages."""
 from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import papermill as pm
 import pytest
@@ -14,7 +14,8 @@ from usergpt.reproduce import PARAMETERS, STAGES
 
 @pytest.mark.parametrize("stage", STAGES, ids=lambda s: s.name)
 def test_stage_notebooks_take_only_what_selects_a_run(stage):
-    "Each stage notebook's papermill parameters are the profile, the settings file and the root; its settings come from the profile."
+    """Each stage notebook's papermill parameters are the profile, the settings file and the root; its settings come
+    from the profile."""
     declared = pm.inspect_notebook(str(ROOT / "nbs" / stage.notebook))
     assert set(declared) == set(PARAMETERS)
     assert declared["profile"]["default"].strip("\"'") == "smoke"
@@ -28,28 +29,30 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     assert all(f"[{s}] running" in first.stdout
                for s in ("knowledge", "simulate", "semantize", "bench", "baselines", "train", "evaluate"))
     assert "without encryption" not in first.stdout + first.stderr  # the kernels talk over IPC, not TCP
-    assert "sft0_legacy: step 10/10" in first.stdout  # training's progress lines stream through
-    assert "usergpt_sft0_legacy in_domain: 100%" in first.stderr  # and so do the stages' progress bars
+    assert "sft_legacy: step 10/10" in first.stdout  # training's progress lines stream through
+    assert "usergpt_sft_legacy in_domain: 100%" in first.stderr  # and so do the stages' progress bars
     report = out / "reports" / "smoke"
     def strict(token): raise ValueError(f"metrics.json holds {token}: not strict JSON")
     metrics = json.loads((report / "metrics.json").read_text(), parse_constant=strict)
     assert set(metrics) >= {"knowledge", "simulate", "semantize", "bench", "tags", "train", "performance"}
     tags = metrics["tags"]
-    assert {"majority", "legacy_rules", "logreg", "dnn", "logreg_gold", "dnn_gold", "untrained", "usergpt_sft0_legacy",
-            "usergpt_sft0_gold"} <= set(tags)
+    assert {"majority", "legacy_rules", "logreg", "dnn", "logreg_gold", "dnn_gold", "untrained", "usergpt_sft_legacy",
+            "usergpt_sft_gold"} <= set(tags)
     # model rows: Avg@10 <= Pass@10, per dimension, both splits
-    for system in ("untrained", "usergpt_sft0_legacy", "usergpt_sft0_gold"):
+    for system in ("untrained", "usergpt_sft_legacy", "usergpt_sft_gold"):
         for split in ("in_domain", "ood"):
             s = tags[system][split]
             assert 0 <= s["Avg"]["avg"] <= s["Avg"]["pass_at_k"] <= 1 and {"LS", "HC", "LI", "EP", "GC"} <= set(s)
     perf = metrics["performance"]
-    assert perf["peak_gflops"] > 0 and perf["train"]["sft0_legacy"]["tokens_per_second"] > 0 and 0 < perf["train"]["sft0_legacy"]["mfu"] < 1
-    assert perf["generation"]["usergpt_sft0_legacy"]["in_domain"]["sequences"] == 40 * 10
+    assert (perf["peak_gflops"] > 0 and perf["train"]["sft_legacy"]["tokens_per_second"] > 0
+            and 0 < perf["train"]["sft_legacy"]["mfu"] < 1)
+    assert perf["generation"]["usergpt_sft_legacy"]["in_domain"]["sequences"] == 40 * 10
     assert all(perf["wall_seconds"][s] > 0 for s in ("simulate", "train", "evaluate"))
     runs_dir = out / "runs" / "smoke"
     # every model directory loads as a checkpoint with its sidecar
-    for name in ("base", "pretrain", "sft0_legacy", "sft0_gold"):
-        assert (runs_dir / "train" / name / "model.safetensors").is_file() and (runs_dir / "train" / name / "usergpt.json").is_file()
+    for name in ("base", "pretrain", "sft_legacy", "sft_gold"):
+        model_dir = runs_dir / "train" / name
+        assert (model_dir / "model.safetensors").is_file() and (model_dir / "usergpt.json").is_file()
     import pandas as pd
     gens = pd.read_parquet(runs_dir / "evaluate" / "generations.parquet")
     assert len(gens) == 3 * (40 + 40) * 10
@@ -59,9 +62,18 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     assert metrics["simulate"]["users"] == 40 and metrics["knowledge"]["entities"] >= 2000
     assert metrics["simulate"]["checker"]["after"] == {"persona_gate": 0, "location": 0, "platform_action": 0,
                                                        "intent_category": 0}
+    budget = metrics["semantize"]["budget"]  # the token budget's cost, measured
+    assert budget["max_tokens"] == 400 and budget["tokens_mean"] <= 400 and budget["legacy_avg_full"] > 0
+    assert 0 < budget["legacy_avg"] <= 1 and 0 < budget["retention_units"] <= 1
+    assert metrics["train"]["truncation"]["prompts_truncated"] <= 0.01  # the whole budgeted MUB fits the prompt
+    assert all(len(metrics["train"]["runs"][f"sft_{s}"]["heldout_curve"]) == 2 for s in ("legacy", "gold"))
     sem = metrics["semantize"]
-    assert sem["counts"]["read"] == sem["counts"]["semantized"] + sem["counts"]["quarantined"] + sem["counts"]["duplicates_dropped"]
+    counts = sem["counts"]
+    assert counts["read"] == counts["semantized"] + counts["quarantined"] + counts["duplicates_dropped"]
     assert sem["pii"]["all"]["recall"] >= 0.99 and sem["mub_share_of_raw_tokens"] < 0.25
+    external = sem["pii_external"]  # hand-written PII cases; names of people reported apart, precision null
+    assert external["all"]["cases"] >= 200 and min(external["all"]["recall"], external["all"]["precision"]) >= 0.95
+    assert external["PERSON"]["precision"] is None and "CREDIT_CARD" in external
     for name in ("knowledge.md", "simulation.md", "semantization.md", "bench.md", "tags.md", "training.md",
                  "performance.md"):
         assert (report / "tables" / name).read_text().startswith("# ")
@@ -73,14 +85,16 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     second = run_cli("usergpt-reproduce", "--profile", "smoke", "--out", str(out))
     assert second.stdout.count("skipped") >= 7 and "running" not in second.stdout
     # skipped stages still publish their tables
-    assert "usergpt_sft0_legacy" in (report / "tables" / "tags.md").read_text()
-    # training again from scratch, through the accelerate launcher this time, gives the same weights (same profile and seed)
+    assert "usergpt_sft_legacy" in (report / "tables" / "tags.md").read_text()
+    # training again from scratch, through the accelerate launcher this time, gives the same weights (same profile and
+    # seed)
     train_manifest = json.loads((runs_dir / "train" / "manifest.json").read_text())
     shutil.rmtree(runs_dir / "train")
     run_cli("accelerate", "launch", "--config_file", str(ROOT / "configs" / "accelerate" / "cpu.yaml"), "-m",
             "usergpt.train",
             "--profile", "smoke", "--out", str(out))
-    assert json.loads((runs_dir / "train" / "manifest.json").read_text())["content_hash"] == train_manifest["content_hash"]
+    retrained = json.loads((runs_dir / "train" / "manifest.json").read_text())
+    assert retrained["content_hash"] == train_manifest["content_hash"]
     # --force with a stage subset re-runs just that stage, with identical artifacts
     third = run_cli("usergpt-reproduce", "--profile", "smoke", "--out", str(out), "--stages", "simulate", "--force")
     assert "[simulate] running" in third.stdout and all(f"[{s}]" not in third.stdout
@@ -101,6 +115,7 @@ def test_failing_stage_is_named(tmp_path):
     res = run_cli("usergpt-reproduce", "--profile", "test", "--settings", str(settings), "--stages", "knowledge",
                   "--out", str(tmp_path / "o"), check=False)
     assert res.returncode == 1 and "Traceback" not in res.stderr
-    assert "stage knowledge failed in cell" in res.stderr and "ValueError: the catalog is empty" in res.stderr and "01_knowledge.ipynb" in res.stderr
+    assert ("stage knowledge failed in cell" in res.stderr and "ValueError: the catalog is empty" in res.stderr
+            and "01_knowledge.ipynb" in res.stderr)
     manifest = json.loads((tmp_path / "o" / "runs" / "test" / "knowledge" / "manifest.json").read_text())
     assert "stage_key" not in manifest  # a failed stage is never marked done: the next run re-runs it

@@ -1,8 +1,8 @@
-"Semantization as a process: bad input and quarantine, user logs, streaming a huge user, determinism, round trip, noise filtering."
+"""Semantization as a process: bad input and quarantine, user logs, streaming a huge user, determinism, round trip,
+noise filtering."""
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +15,11 @@ from conftest import run_cli
 from hypothesis import given, settings, strategies as st
 
 from usergpt.config import SemantizeConfig, SimulateConfig, dir_content_hash
-from usergpt.semantize import MubLine, parse_line, parse_mub, render_line, semantize
+from usergpt.semantize import MubLine, count_tokens, parse_line, parse_mub, render_line, semantize
 from usergpt.simulate import simulate
 
-GOOD = dict(user_id="alice", source="ecommerce", action="purchase", entity="【Hot Sale】Pampers Diapers Size M 64pcs Free Shipping", category="diapers", price=99.0)
+GOOD = dict(user_id="alice", source="ecommerce", action="purchase",
+            entity="【Hot Sale】Pampers Diapers Size M 64pcs Free Shipping", category="diapers", price=99.0)
 
 
 def _jsonl(path: Path, records: list) -> Path:
@@ -43,14 +44,17 @@ def test_bad_input_is_quarantined_with_file_row_field_reason(tmp_path):
         dict(GOOD, ts="2026-06-03T09:00:00", entity="x" * 1_000_000),           # 8 1 MB entity
         b'{"user_id": "alice", "ts": "2026-06-03T09:00:00", "entity": "\xff\xfe"}\n',  # 9 not UTF-8
         dict(GOOD, user_id="bob", ts="2026-06-03T09:00:00", entity=""),         # 10 bob: nothing valid
-        dict(GOOD, ts=1780304400, source="MyShop", action="Wishlist", entity="Gift Card", category="vouchers"),  # 11 epoch, user-defined
+        # 11 epoch, user-defined
+        dict(GOOD, ts=1780304400, source="MyShop", action="Wishlist", entity="Gift Card", category="vouchers"),
     ])
     out = tmp_path / "out"
     res = run_cli("usergpt-semantize", "--events", str(src), "--out", str(out), "--as-of", "2026-07-01")
     q = [json.loads(l) for l in (out / "quarantine.jsonl").read_text().splitlines()]
     got = {(r["row"], r["field"], r["reason"].split(" (")[0].split(":")[0]) for r in q}
-    assert got == {(2, "", "malformed JSON"), (9, "", "not UTF-8 text"), (4, "source", "missing required field `source`"),
-                   (5, "ts", "unparseable timestamp"), (6, "ts", "timestamp in the future"), (8, "entity", "entity longer than 512 characters"),
+    assert got == {(2, "", "malformed JSON"), (9, "", "not UTF-8 text"),
+                   (4, "source", "missing required field `source`"),
+                   (5, "ts", "unparseable timestamp"), (6, "ts", "timestamp in the future"),
+                   (8, "entity", "entity longer than 512 characters"),
                    (10, "entity", "missing required field `entity`")}
     assert all(r["file"].endswith("a.jsonl") for r in q)
     m = json.loads((out / "manifest.json").read_text())
@@ -60,10 +64,13 @@ def test_bad_input_is_quarantined_with_file_row_field_reason(tmp_path):
     assert c["users_without_valid_events"] == 1 and c["users_with_mub"] == 1
     docs = pd.read_parquet(out / "mub")
     lines = parse_mub(docs.mub_text[0])
-    assert [(l.time, l.source, l.action) for l in lines] == [("2026-06-01", "ecommerce", "purchase"), ("2026-06-02", "ecommerce", "purchase"),
+    assert [(l.time, l.source, l.action) for l in lines] == [("2026-06-01", "ecommerce", "purchase"),
+                                                             ("2026-06-02", "ecommerce", "purchase"),
                                                               ("2026-06-01", "myshop", "wishlist")] or \
-           [(l.time, l.source, l.action) for l in lines] == sorted([(l.time, l.source, l.action) for l in lines], key=lambda x: (x[0], x[1] != "ecommerce"))
-    assert "[Source: Myshop]" in docs.mub_text[0] and "Diapers" in docs.mub_text[0] and "Hot Sale" not in docs.mub_text[0]
+           [(l.time, l.source, l.action) for l in lines] == sorted([(l.time, l.source, l.action) for l in lines],
+                                                                   key=lambda x: (x[0], x[1] != "ecommerce"))
+    assert ("[Source: Myshop]" in docs.mub_text[0] and "Diapers" in docs.mub_text[0]
+            and "Hot Sale" not in docs.mub_text[0])
     assert "wrote" in res.stdout
 
 
@@ -71,7 +78,8 @@ def test_nothing_usable_exits_nonzero(tmp_path):
     src = _jsonl(tmp_path / "bad.jsonl", ['{"broken', dict(GOOD, ts="yesterday")])
     res = run_cli("usergpt-semantize", "--events", str(src), "--out", str(tmp_path / "o"), check=False)
     assert res.returncode == 1 and "no usable events" in res.stderr and "quarantine.jsonl" in res.stderr
-    res = run_cli("usergpt-semantize", "--events", str(tmp_path / "missing"), "--out", str(tmp_path / "o2"), check=False)
+    res = run_cli("usergpt-semantize", "--events", str(tmp_path / "missing"), "--out", str(tmp_path / "o2"),
+                  check=False)
     assert res.returncode == 2 and "no such file or directory" in res.stderr
 
 
@@ -91,12 +99,17 @@ def test_jsonl_and_parquet_give_the_same_mub(tmp_path):
 
 
 def test_semantize_is_deterministic(tmp_path):
+    "Same input and settings, same bytes: run twice, and with two worker processes; a budget holds for every user."
     cfg = SimulateConfig(n_users=6, horizon_months=3, users_per_shard=3)
     simulate(cfg, 0, tmp_path / "sim", progress=False)
-    for name in ("a", "b"):
-        semantize(tmp_path / "sim" / "events", tmp_path / name, SemantizeConfig(bucket_rows=1000), progress=False)
-    assert dir_content_hash(tmp_path / "a") == dir_content_hash(tmp_path / "b")
+    for name, workers in (("a", 1), ("b", 1), ("c", 2)):
+        semantize(tmp_path / "sim" / "events", tmp_path / name,
+                  SemantizeConfig(bucket_rows=1000, workers=workers, categories=True, max_tokens=200), progress=False)
+    assert dir_content_hash(tmp_path / "a") == dir_content_hash(tmp_path / "b") == dir_content_hash(tmp_path / "c")
     assert len(list((tmp_path / "a" / "mub").glob("*.parquet"))) > 1  # several partitions were used
+    docs = pd.read_parquet(tmp_path / "a" / "mub")
+    tokens = count_tokens(docs.mub_text.tolist())
+    assert len(docs) == 6 and (tokens <= 200).all() and tokens.max() > 150, tokens  # the budget binds and holds
 
 
 def test_misclicks_are_filtered_more_than_real_intent(tmp_path):
@@ -104,23 +117,27 @@ def test_misclicks_are_filtered_more_than_real_intent(tmp_path):
     simulate(cfg, 0, tmp_path / "sim", progress=False)
     res = semantize(tmp_path / "sim" / "events", tmp_path / "out", SemantizeConfig(), keep_rows=True, progress=False)
     rows, docs = res["rows"], pd.read_parquet(tmp_path / "out" / "mub")
-    shown = {(u, l["time"], l["source"], l["action"], e) for u, ls in zip(docs.user_id, docs.lines) for l in ls for e in l["entities"]}
+    shown = {(u, l["time"], l["source"], l["action"], e)
+             for u, ls in zip(docs.user_id, docs.lines) for l in ls for e in l["entities"]}
     last = rows.groupby("user_id").ts.transform("max")
     clicks = rows[(rows.action == "click") & ((last - rows.ts).dt.days < 29)]
-    kept = pd.Series([(u, t.strftime("%Y-%m-%d"), s, "click", c) in shown for u, t, s, c in zip(clicks.user_id, clicks.ts, clicks.source, clicks.core)],
+    kept = pd.Series([(u, t.strftime("%Y-%m-%d"), s, "click", c) in shown
+                      for u, t, s, c in zip(clicks.user_id, clicks.ts, clicks.source, clicks.core)],
                      index=clicks.index)
     dropped = 1 - kept.groupby(clicks.noise).mean()
     assert dropped["misclick"] > 3 * dropped["none"] and dropped["misclick"] > 0.3, dropped
 
 
 NAMES = st.lists(st.text(st.characters(blacklist_characters=",|[]\n\r×", blacklist_categories=("Cs", "Cc", "Zl", "Zp")),
-                         min_size=1, max_size=30).map(lambda s: " ".join(s.split())).filter(bool), min_size=1, max_size=6)
+                         min_size=1, max_size=30).map(lambda s: " ".join(s.split())).filter(bool), min_size=1,
+                         max_size=6)
 
 
 @settings(max_examples=200, deadline=None)
 @given(source=st.sampled_from(["ecommerce", "delivery", "travel", "poi", "myshop", "app store"]),
        day=st.dates(min_value=pd.Timestamp("2000-01-01").date(), max_value=pd.Timestamp("2099-12-31").date()),
-       grain=st.sampled_from([10, 7, 4]), action=st.from_regex(r"[a-z]{1,12}", fullmatch=True), count=st.integers(1, 10**7),
+       grain=st.sampled_from([10, 7, 4]), action=st.from_regex(r"[a-z]{1,12}", fullmatch=True),
+       count=st.integers(1, 10**7),
        entities=NAMES, categories=st.one_of(st.just([]), NAMES), folded=st.booleans(), data=st.data())
 def test_render_parse_round_trip(source, day, grain, action, count, entities, categories, folded, data):
     "Any line reads back as written: classic (entities), or a category distribution and entities with counts folded in."
@@ -136,22 +153,31 @@ def test_a_user_with_a_million_events_streams(tmp_path):
     "1M events of one user: read in batches, one partition in memory; peak memory is printed and bounded."
     n = 1_000_000
     rng = np.random.default_rng(0)
-    items = np.array(["Pampers Diapers Size M 64pcs", "Royal Canin Cat Food 2kg", "Apple Smartphone 256GB", "Luckin Coffee - Iced Latte (Large)"], dtype=object)
+    items = np.array(["Pampers Diapers Size M 64pcs", "Royal Canin Cat Food 2kg", "Apple Smartphone 256GB",
+                      "Luckin Coffee - Iced Latte (Large)"], dtype=object)
     k = rng.integers(0, 4, n)
-    table = pa.table({"user_id": ["whale"] * n, "ts": pd.Timestamp("2024-07-01") + pd.to_timedelta(np.sort(rng.integers(0, 730 * 86400, n)), unit="s"),
-                      "source": np.where(k == 3, "delivery", "ecommerce"), "action": np.where(k == 3, "order", np.where(rng.random(n) < 0.2, "purchase", "click")),
-                      "entity": items[k], "category": np.array(["diapers", "cat_supplies", "digital_devices", "milk_tea_coffee"], dtype=object)[k],
+    table = pa.table({"user_id": ["whale"] * n,
+                      "ts": pd.Timestamp("2024-07-01") + pd.to_timedelta(np.sort(rng.integers(0, 730 * 86400, n)),
+                                                                         unit="s"),
+                      "source": np.where(k == 3, "delivery", "ecommerce"),
+                      "action": np.where(k == 3, "order", np.where(rng.random(n) < 0.2, "purchase", "click")),
+                      "entity": items[k],
+                      "category": np.array(["diapers", "cat_supplies", "digital_devices", "milk_tea_coffee"],
+                                           dtype=object)[k],
                       "price": rng.random(n) * 100})
     pq.write_table(table, tmp_path / "whale.parquet", row_group_size=100_000)
-    code = (f"import resource, json; from usergpt.semantize import semantize; from usergpt.config import SemantizeConfig;"
+    code = (f"import resource, json; from usergpt.semantize import semantize; from usergpt.config import "
+            f"SemantizeConfig;"
             f"r = semantize('{tmp_path / 'whale.parquet'}', '{tmp_path / 'out'}', SemantizeConfig(), progress=False);"
-            f"print(json.dumps(dict(counts=r['counts'], peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)))")
+            f"print(json.dumps(dict(counts=r['counts'], peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // "
+            f"1024)))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"1M-event user: {out['counts']['seconds']}s, peak memory {out['peak_mb']} MB")
     c = out["counts"]
-    assert c["read"] == n and c["read"] == c["semantized"] + c["quarantined"] + c["duplicates_dropped"] and c["users_with_mub"] == 1
+    assert (c["read"] == n and c["read"] == c["semantized"] + c["quarantined"] + c["duplicates_dropped"]
+            and c["users_with_mub"] == 1)
     assert out["peak_mb"] < 4000
     doc = pd.read_parquet(tmp_path / "out" / "mub").iloc[0]
     assert doc.events_in == n - c["duplicates_dropped"] and doc.n_lines > 24 and "[TIME: 2024]" in doc.mub_text

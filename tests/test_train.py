@@ -42,7 +42,8 @@ print("RESULT", m["resumed_from"], m["steps"])
 
 
 def _run(script: Path, out: Path, kill_at: int) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(script), str(out), str(kill_at)], capture_output=True, text=True, timeout=600,
+    return subprocess.run([sys.executable, str(script), str(out), str(kill_at)], capture_output=True, text=True,
+                          timeout=600,
                           env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
 
 

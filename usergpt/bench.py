@@ -13,16 +13,17 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
+from tqdm.auto import tqdm
 
-from .config import (ConfigError, SemantizeConfig, SimulateConfig, cli, derive_seed, file_sha256,
-                            stage_output,
-                            verify_stage, write_json, write_manifest)
+from .config import (ConfigError, SemantizeConfig, SimulateConfig, StageOutputError, cli, derive_seed,
+                            file_sha256,
+                            stage_output, verify_stage, write_json, write_manifest)
 from .knowledge import data_path
 
 # %% auto #0
 __all__ = ['FROZEN_USERS', 'BENCH_DIR_NAME', 'TRAIN_PREFIX', 'SPLITS', 'split_configs', 'stratified_pick',
            'assert_disjoint_from_training', 'build_split', 'build_bench', 'frozen_dir', 'verify_bench', 'load_bench',
-           'bench_stage', 'load_bench_stage', 'bench_cli']
+           'frozen_semantization', 'same_semantization', 'resemantize', 'bench_stage', 'load_bench_stage', 'bench_cli']
 
 # %% ../nbs/05_bench.ipynb #ff693a42
 FROZEN_USERS = 300                   # users per frozen split
@@ -126,21 +127,69 @@ def load_bench(split: str, n: int | None = None, directory: str | Path | None = 
         df = df[df.user_id.isin(order)].reset_index(drop=True)
     return df
 
+# %% ../nbs/05_bench.ipynb #7d8e9f0a
+# settings that never change a MUB
+_OPERATIONAL = ("as_of", "bucket_rows", "batch_rows", "sample_users", "benchmark_users", "budget_users", "workers")
+
+def frozen_semantization() -> SemantizeConfig:
+    "The semantization settings the frozen benchmark's MUB was written with (its README.json)."
+    raw = json.loads((frozen_dir() / "README.json").read_text())["semantize"]
+    if isinstance(raw.get("high_impact"), str): raw["high_impact"] = raw["high_impact"].split(",")
+    return SemantizeConfig(**{k: v for k, v in raw.items() if k in SemantizeConfig.__dataclass_fields__})
+
+def same_semantization(a: SemantizeConfig, b: SemantizeConfig) -> bool:
+    "Whether two settings write the same MUB (operational settings aside)."
+    keep = lambda c: {k: v for k, v in asdict(c).items() if k not in _OPERATIONAL}
+    return keep(a) == keep(b)
+
+def resemantize(df: pd.DataFrame, split: str, cfg: SemantizeConfig) -> pd.DataFrame:
+    "The users of `df` (one frozen split) simulated again and semantized with `cfg`: user_id, mub_text, n_lines."
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from usergpt.semantize import load_mub, semantize
+    from usergpt.simulate import get_world, simulate_user
+    readme = json.loads((frozen_dir() / "README.json").read_text())
+    sim = SimulateConfig(**readme["splits"][split])
+    world, tables = get_world(sim.calendar), []
+    for user, gold in tqdm(list(zip(df.user_id, df.gold)), desc=f"re-simulate {split}", mininterval=5):
+        events, record, _ = simulate_user(int(user[len(sim.id_prefix):]), sim, readme["seed"], world)
+        if json.loads(record["gold"]) != json.loads(gold):
+            raise StageOutputError(f"re-simulating benchmark user {user} did not give its frozen gold tags: the "
+                                   f"simulator or the "
+                                   "knowledge base changed since the benchmark was frozen; rebuild it with "
+                                   "usergpt-bench --build")
+        tables.append(events)
+    with tempfile.TemporaryDirectory() as work:
+        pq.write_table(pa.concat_tables(tables), Path(work) / "events.parquet")
+        res = semantize(Path(work) / "events.parquet", Path(work) / "out", replace(cfg, as_of=""), progress=False)
+        write_manifest(Path(work) / "out", "semantize", "bench", readme["seed"], cfg,
+                       {"users": res["counts"]["users_with_mub"]})
+        return load_mub(Path(work) / "out", ["user_id", "mub_text", "n_lines"])
+
 # %% ../nbs/05_bench.ipynb #8bd9140a
 SPLITS = ("in_domain", "ood")
 
+def _with_mub(df: pd.DataFrame, mub: pd.DataFrame) -> pd.DataFrame:
+    "`df` with its `mub_text` and `n_lines` replaced by `mub`'s (same users, same order)."
+    out = df.drop(columns=["mub_text", "n_lines"]).merge(mub, on="user_id", how="left", validate="one_to_one")
+    if out.mub_text.isna().any(): raise StageOutputError("re-semantizing the benchmark lost users")
+    return out[df.columns]
+
 def bench_stage(prof) -> dict[str, pd.DataFrame]:
-    """Write the profile's stratified subset of each verified frozen split into `runs/<profile>/bench/`; returns the
-    splits."""
+    """Write the profile's stratified subset of each verified frozen split into `runs/<profile>/bench/`, its MUB written
+    with the profile's semantization where that differs from the frozen one; returns the splits."""
     cfg = prof.bench
     sums = verify_bench()
     splits = {"in_domain": load_bench("in_domain", cfg.in_domain_users), "ood": load_bench("ood", cfg.ood_users)}
+    frozen = same_semantization(frozen_semantization(), prof.semantize)
+    if not frozen: splits = {s: _with_mub(df, resemantize(df, s, prof.semantize)) for s, df in splits.items()}
     with stage_output(prof.stage_dir("bench")) as out:
         for name, df in splits.items(): df.to_parquet(out / f"{name}.parquet", index=False)
         write_manifest(out, "bench", prof.name, prof.seed, cfg, {k: len(v) for k, v in splits.items()},
-                       frozen_checksums=sums)
+                       frozen_checksums=sums, mub="frozen" if frozen else "the profile's semantization")
     return splits
 
+# %% ../nbs/05_bench.ipynb #8bd9140d
 def load_bench_stage(directory: str | Path, users: int = 0) -> dict[str, pd.DataFrame]:
     """Each split of a complete bench stage directory (verified), or its nested stratified subset of `users` users per
     split (0 = all)."""

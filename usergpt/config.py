@@ -32,13 +32,14 @@ from typing import Any, Iterator, Literal, get_args, get_origin, get_type_hints
 import numpy as np
 
 # %% auto #0
-__all__ = ['LORA_MODULES', 'LABEL_SOURCES', 'STAGE_CONFIGS', 'DEFAULT_SCOPE', 'MANIFEST', 'ConfigError', 'FieldError', 'at_least',
-           'a_rate', 'one_of', 'check_types', 'SimulateConfig', 'SemantizeConfig', 'BenchConfig', 'BaselinesConfig',
-           'TrainConfig', 'EvaluateConfig', 'Profile', 'find_settings', 'load_profile', 'derive_seed',
-           'seed_everything', 'atomic_write_bytes', 'atomic_write_text', 'plain', 'write_json', 'file_sha256',
-           'files_content_hash', 'scoped_files', 'dir_content_hash', 'git_sha', 'package_versions', 'write_manifest',
-           'read_manifest', 'StageOutputError', 'recover_stage_dir', 'stage_output', 'invalidated', 'verify_stage',
-           'run_cli', 'cli', 'markdown_table', 'StageReport']
+__all__ = ['PII_ENTITIES', 'PHONE_REGIONS', 'LORA_MODULES', 'LABEL_SOURCES', 'STAGE_CONFIGS', 'DEFAULT_SCOPE', 'MANIFEST',
+           'ConfigError', 'FieldError', 'at_least', 'a_rate', 'one_of', 'check_types', 'SimulateConfig',
+           'SemantizeConfig', 'BenchConfig', 'BaselinesConfig', 'TrainConfig', 'EvaluateConfig', 'Profile',
+           'find_settings', 'load_profile', 'derive_seed', 'seed_everything', 'atomic_write_bytes', 'atomic_write_text',
+           'plain', 'write_json', 'file_sha256', 'files_content_hash', 'scoped_files', 'dir_content_hash', 'git_sha',
+           'package_versions', 'write_manifest', 'read_manifest', 'StageOutputError', 'recover_stage_dir',
+           'stage_output', 'invalidated', 'verify_stage', 'run_cli', 'cli', 'quiet_worker', 'markdown_table',
+           'StageReport']
 
 # %% ../nbs/00_config.ipynb #a2b4f219
 class ConfigError(ValueError):
@@ -121,6 +122,10 @@ class SimulateConfig:
         one_of("calendar", self.calendar, calendar_names())
 
 # %% ../nbs/00_config.ipynb #10a04cfa
+# PII types redacted (usergpt.pii) and the regions whose national phone formats are recognised (ISO 3166)
+PII_ENTITIES = ("EMAIL", "PHONE", "ID_NUMBER", "ADDRESS", "CREDIT_CARD", "IBAN", "IP_ADDRESS", "URL")
+PHONE_REGIONS = ("CN", "HK", "TW", "SG", "US", "GB", "DE", "FR", "JP")
+
 @dataclass
 class SemantizeConfig:
     "Settings of Data-Centric Semantization (raw events -> MUB)."
@@ -133,19 +138,27 @@ class SemantizeConfig:
     as_of: str = "2026-07-01"         # events after this instant are quarantined as future ("" = the run's clock)
     max_entity_chars: int = 512       # longer entity strings are quarantined
     repeat_seconds: int = 1800        # identical consecutive events within this gap collapse into one
-    bucket_rows: int = 1_000_000      # rows per temporary user partition; memory holds one partition at a time
+    bucket_rows: int = 1_000_000      # rows per temporary user partition; memory holds one partition per worker
+    workers: int = 1                  # processes semantizing partitions (pass 2); the output does not depend on it
     batch_rows: int = 65536           # rows read per batch
     sample_users: int = 40            # users whose raw tokens are counted and curves drawn
     benchmark_users: int = 40         # users in the throughput benchmark (0 skips it)
+    budget_users: int = 40            # users whose MUB is written at several budgets to measure what the budget keeps
     categories: bool = False          # lines show their slice's categories, then entities; repeats fold into `×n`
     max_tokens: int = 0               # token budget of one MUB (reference WordPiece tokens), coarse to fine (0: none)
+    pii_entities: list[str] = field(default_factory=lambda: list(PII_ENTITIES))  # PII types replaced by placeholders
+    pii_regions: list[str] = field(default_factory=lambda: list(PHONE_REGIONS))  # phone regions (national formats)
 
     def __post_init__(self):
         check_types(self)
+        one_of("pii_entities", self.pii_entities, PII_ENTITIES)
+        import phonenumbers
+        bad = [r for r in self.pii_regions if r not in phonenumbers.SUPPORTED_REGIONS]
+        if bad: raise FieldError("pii_regions", f"unknown phone region(s) {bad}: use ISO 3166 codes such as CN, US, GB")
         if self.max_tokens and self.max_tokens < 32:
             raise FieldError("max_tokens", f"must be 0 (no budget) or at least 32, got {self.max_tokens}")
         at_least(self, 1, "recent_days", "top_k", "max_entities", "max_entity_chars", "bucket_rows", "batch_rows",
-                 "sample_users")
+                 "sample_users", "budget_users", "workers")
         at_least(self, 0, "repeat_seconds", "benchmark_users")
         if self.year_days <= self.recent_days:
             raise FieldError("year_days", f"must exceed recent_days ({self.recent_days}), got {self.year_days!r}")
@@ -206,6 +219,8 @@ class TrainConfig:
     warmup_steps: int = 2             # linear warm-up before cosine decay
     label_sources: list[str] = field(default_factory=lambda: list(LABEL_SOURCES))  # SFT targets: legacy and/or gold
     train_users: int = 0              # training users used for SFT (0 = all simulated users)
+    heldout_users: int = 0            # training users held out of SFT for its learning curve (greedy tags accuracy)
+    eval_steps: int = 0               # score the held-out users every this many steps (0 = at the end only)
     lora_rank: int = 0                # LoRA rank (0 = full fine-tuning; the paper profile adapts a real checkpoint)
     lora_alpha: int = 32              # LoRA scaling numerator
     lora_target_modules: list[str] = field(default_factory=lambda: list(LORA_MODULES))  # modules LoRA adapts
@@ -213,6 +228,8 @@ class TrainConfig:
     logging_steps: int = 1            # log loss every this many steps
     wandb: Literal["offline", "online", "disabled"] = "disabled"  # wandb mode (offline for real runs)
     threads: int = 0                  # torch CPU threads (0 = all cores)
+    # recompute activations in the backward pass: less memory, about a third more time
+    gradient_checkpointing: bool = False
 
     def __post_init__(self):
         check_types(self)
@@ -220,7 +237,9 @@ class TrainConfig:
         at_least(self, 1, "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "batch_size",
                  "grad_accum",
                  "save_steps", "logging_steps", "rationale_items", "tokenizer_users")
-        at_least(self, 0, "pretrain_steps", "sft_steps", "warmup_steps", "train_users", "lora_rank", "threads")
+        at_least(self, 0, "pretrain_steps", "sft_steps", "warmup_steps", "train_users", "lora_rank", "threads",
+                 "heldout_users",
+                 "eval_steps")
         at_least(self, 300, "vocab_size")
         at_least(self, 64, "max_prompt_tokens", "pretrain_seq_len")
         for n in ("pretrain_lr", "sft_lr"):
@@ -600,6 +619,13 @@ def cli(func):
     # python -m usergpt.<module>
     if caller.get("__name__") == "__main__" and caller.get("__spec__") is not None: run_cli(func, prog)
     return main
+
+def quiet_worker() -> None:
+    """Pool initializer: worker processes leave Ctrl-C to the parent, which stops them; their progress bars lock with
+    threads."""
+    from tqdm import tqdm
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tqdm.set_lock(threading.RLock())  # a killed worker leaves no semaphore behind
 
 # %% ../nbs/00_config.ipynb #07b15e28
 def markdown_table(df, index: bool = True, digits: int = 4) -> str:

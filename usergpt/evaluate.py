@@ -44,7 +44,8 @@ def sample_model(model_dir: str | Path, mub_texts: list[str], schema: TagSchema,
                                 max_new_tokens=cfg.max_new_tokens, seed=seed + b)
     seconds = time.perf_counter() - t0
     new_tokens = getattr(gen, "new_tokens", None)
-    if new_tokens is None: new_tokens = sum(len(tokenizer.encode(t, add_special_tokens=False)) for o in outputs for t in o)
+    if new_tokens is None:
+        new_tokens = sum(len(tokenizer.encode(t, add_special_tokens=False)) for o in outputs for t in o)
     return outputs, dict(seconds=round(seconds, 2), new_tokens=int(new_tokens),
                          new_tokens_per_second=round(new_tokens / max(seconds, 1e-9), 1),
                          sequences=len(prompts) * cfg.samples,
@@ -66,14 +67,14 @@ def model_systems(prof) -> dict[str, Path]:
     "System name -> model directory: the untrained backbone (when configured) and one SFT model per label source."
     train_dir = prof.stage_dir("train")
     return ({"untrained": train_dir / "base"} if prof.evaluate.include_untrained else {}) | \
-        {f"usergpt_sft0_{s}": train_dir / f"sft0_{s}" for s in prof.train.label_sources}
+        {f"usergpt_sft_{s}": train_dir / f"sft_{s}" for s in prof.train.label_sources}
 
 def rules_in_prompt(texts: list[str], golds: list[dict], tokenizer, schema: TagSchema, cfg_train) -> dict:
     "Tag scores of the legacy labeller reading only the MUB lines a prompt keeps."
     preds = []
     for text in texts:
         _, info = build_prompt("tags", text, tokenizer, schema, cfg_train.max_prompt_tokens, cfg_train.list_tag_values)
-        preds.append(legacy_labels("\n".join(mub_lines(text)[info["lines_dropped"]:])))
+        preds.append(legacy_labels("\n".join(mub_lines(text)[i] for i in info["kept"])))
     return tag_scores(correctness([[p] for p in preds], golds, schema)[0], schema)
 
 # %% ../nbs/09_evaluate.ipynb #5e6f7a8b
@@ -95,7 +96,8 @@ def evaluate_stage(prof) -> dict:
             results[name][split], perf[name][split] = score_outputs(outs, golds[split], schema), p
             generations.append(pd.DataFrame({"system": name, "split": split,
                                              "user_id": np.repeat(df.user_id.to_numpy(), cfg.samples),
-                                             "sample": np.tile(np.arange(cfg.samples), len(df)), "text": [t for o in outs for t in o]}))
+                                             "sample": np.tile(np.arange(cfg.samples), len(df)),
+                                             "text": [t for o in outs for t in o]}))
         print(f"{name}: in-domain Avg@{cfg.samples} {results[name]['in_domain']['Avg']['avg']:.4f}, "
               f"OOD {results[name]['ood']['Avg']['avg']:.4f}, parsed {results[name]['in_domain']['parsed']:.2%}",
               flush=True)

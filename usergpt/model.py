@@ -13,32 +13,45 @@ from typing import Protocol
 
 import torch
 
-from .config import write_json
+from .config import LORA_MODULES, write_json
 from .knowledge import TagSchema
 
 # %% auto #0
-__all__ = ['SPECIAL_TOKENS', 'CHAT_TEMPLATE', 'SIDECAR', 'ROLE', 'train_tokenizer', 'load_tokenizer', 'ModelConfig',
-           'build_tiny_qwen', 'save_model', 'LoraSettings', 'count_parameters', 'load_model', 'task_text', 'mub_lines',
-           'build_prompt', 'GenerationBackend', 'HFBackend', 'VLLMBackend', 'make_backend']
+__all__ = ['SPECIAL_TOKENS', 'CHAT_TEMPLATE', 'SIDECAR', 'ROLE', 'mub_vocabulary', 'train_tokenizer', 'load_tokenizer',
+           'ModelConfig', 'build_tiny_qwen', 'save_model', 'LoraSettings', 'count_parameters', 'load_model',
+           'task_text', 'mub_lines', 'drop_order', 'build_prompt', 'GenerationBackend', 'HFBackend', 'VLLMBackend',
+           'make_backend']
 
 # %% ../nbs/07_model.ipynb #5c704874
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>", "<answer>", "</answer>"]
 CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
                  "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
+def mub_vocabulary(texts: list[str], names: list[str] = ()) -> list[str]:
+    """What a MUB repeats on every line, as whole tokens: the header fields it uses, the bars, and `names` (categories,
+    cities)."""
+    import re
+    sources = sorted(set(re.findall(r"\[Source: [^\]]+\]", "\n".join(texts))))
+    types = sorted({" " + m for m in re.findall(r"\[TYPE: [^\]]+\]", "\n".join(texts))})
+    return sources + types + [" [TIME: ", " [COUNT: ", "] | ", " | ", " ×"] + sorted(set(names))
+
 def train_tokenizer(texts: list[str],  # the corpus (MUB documents, targets)
                     vocab_size: int = 4096,  # BPE vocabulary size, special tokens included
                     out_dir: str | Path | None = None,  # save the tokenizer directory here
+                    # strings kept as single tokens (see `mub_vocabulary`), on top of the vocabulary
+                    whole: list[str] = (),
                     ):
     "Train a byte-level BPE tokenizer with chat special tokens; returns a PreTrainedTokenizerFast."
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
+    tok.add_tokens([AddedToken(w, normalized=False) for w in whole])  # the trainer learns no merges across them
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(texts, trainer)
+    tok.add_tokens([AddedToken(w, normalized=False) for w in whole])
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                    additional_special_tokens=SPECIAL_TOKENS[1:], padding_side="left")
     fast.chat_template = CHAT_TEMPLATE
@@ -92,8 +105,7 @@ class LoraSettings:
     "Optional LoRA adapters (peft)."
     rank: int = 16                    # adapter rank
     alpha: int = 32                   # scaling numerator
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                                               "up_proj", "down_proj"])  # modules it adapts
+    target_modules: list[str] = field(default_factory=lambda: list(LORA_MODULES))  # modules it adapts
 
 def count_parameters(path: str | Path) -> int:
     "Parameters of a saved checkpoint, read from its safetensors headers (nothing is loaded)."
@@ -112,7 +124,8 @@ def load_model(path: str | Path, lora: LoraSettings | None = None, device: str |
     from transformers import AutoModelForCausalLM
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(str(path), trust_remote_code=False, dtype=dtype, use_safetensors=True).to(device)
+    model = AutoModelForCausalLM.from_pretrained(str(path), trust_remote_code=False, dtype=dtype,
+                                                 use_safetensors=True).to(device)
     if lora is not None:
         from peft import LoraConfig, get_peft_model
         model = get_peft_model(model,
@@ -122,49 +135,69 @@ def load_model(path: str | Path, lora: LoraSettings | None = None, device: str |
 
 # %% ../nbs/07_model.ipynb #be7cc264
 ROLE = "You are a user profile analyst. You read a user's multi-source behaviour summary (MUB) and infer their persona."
+_OUTPUT = ("Output: concise reasoning in <think></think>, then a JSON object mapping every tag id to its value in "
+           "<answer></answer>.")
 
 def task_text(task: str, schema: TagSchema, list_values: bool = True) -> str:
     """The objective and constraints of a task (tags or summary); `list_values=False` names the tags without their
-    values (a compact prompt for small models trained from scratch)."""
+    values (a compact prompt)."""
+    na = schema.na_value
     if task == "tags" and not list_values:
-        return (f"Task: infer every tag from the behaviour: {', '.join(schema.ids)}. {schema.na_value} only when the behaviour gives no evidence.\n"
-                "Output: concise reasoning in <think></think>, then a JSON object mapping every tag id to its value in <answer></answer>.")
+        return (f"Task: infer every tag from the behaviour: {', '.join(schema.ids)}. "
+                f"{na} only when the behaviour gives no evidence.\n{_OUTPUT}")
     if task == "tags":
-        specs = "\n".join(f"- {t.id}: " + (" | ".join(t.values) + f" | {schema.na_value}" if t.kind == "categorical"
-                                           else f"up to {t.max_items} short phrases (a JSON list)") for t in schema.tags)
+        def spec(t):
+            if t.kind == "categorical": return " | ".join(t.values) + f" | {na}"
+            return f"up to {t.max_items} short phrases (a JSON list)"
+        specs = "\n".join(f"- {t.id}: {spec(t)}" for t in schema.tags)
         return ("Task: infer every tag below from the behaviour. Use exactly one listed value per categorical tag, "
-                f"{schema.na_value} only when the behaviour gives no evidence.\n{specs}\n"
-                "Output: concise reasoning in <think></think>, then a JSON object mapping every tag id to its value in <answer></answer>.")
+                f"{na} only when the behaviour gives no evidence.\n{specs}\n{_OUTPUT}")
     if task == "summary":
-        return ("Task: write a coherent persona summary of 60-150 words: life stage, household, lifestyle, education and work, "
+        return ("Task: write a coherent persona summary of 60-150 words: life stage, household, lifestyle, education "
+                "and work, "
                 "geography, and life events in order. State only what the behaviour supports.\n"
                 'Output: concise reasoning in <think></think>, then {"summary": "..."} as JSON in <answer></answer>.')
     raise ValueError(f"unknown task {task!r}: tags or summary")
 
 def mub_lines(mub_text: str) -> list[str]:
-    "The non-empty lines of a MUB document, oldest first (what `build_prompt`'s `lines_dropped` counts from)."
+    "The non-empty lines of a MUB document, oldest first (what `build_prompt`'s `kept` indexes)."
     return [l for l in mub_text.split("\n") if l.strip()]
+
+# %% ../nbs/07_model.ipynb #8e7d6c5b
+def _grain(line: str) -> int:
+    "2 for a day line, 1 for a month line, 0 for a year line (by the length of its TIME field)."
+    i = line.find("[TIME: ")
+    j = line.find("]", i)
+    return {10: 2, 7: 1}.get(j - i - 7, 0) if i >= 0 else 2
+
+def drop_order(lines: list[str]) -> list[int]:
+    "The order in which a prompt drops MUB lines: finest grain first, oldest first within a grain."
+    return sorted(range(len(lines)), key=lambda i: (-_grain(lines[i]), i))
 
 def build_prompt(task: str, mub_text: str, tokenizer, schema: TagSchema, max_prompt_tokens: int = 2048,
                  list_values: bool = True,  # list every tag's values in the task text
                  ) -> tuple[str, dict]:
-    """The chat-formatted prompt for one user, dropping the oldest MUB lines first to fit; returns (prompt, truncation
-    info)."""
+    """The chat-formatted prompt for one user within `max_prompt_tokens`, finest MUB lines dropped first; returns
+    (prompt, truncation info)."""
     lines = mub_lines(mub_text)
-    def render(kept: list[str]) -> str:
-        content = f"{task_text(task, schema, list_values)}\n\nBehaviour (MUB), oldest first:\n" + "\n".join(kept)
+    def render(keep: set) -> str:
+        shown = "\n".join(l for i, l in enumerate(lines) if i in keep)
+        content = f"{task_text(task, schema, list_values)}\n\nBehaviour (MUB), oldest first:\n{shown}"
         return tokenizer.apply_chat_template([{"role": "system", "content": ROLE},
-                                              {"role": "user", "content": content}], tokenize=False, add_generation_prompt=True)
+                                              {"role": "user", "content": content}],
+                                             tokenize=False, add_generation_prompt=True)
     n_tok = lambda text: len(tokenizer.encode(text, add_special_tokens=False))
-    total, lo = n_tok(render(lines)), 0
+    keep, order = set(range(len(lines))), drop_order(lines)
+    total, dropped = n_tok(render(keep)), 0
     # estimate from per-line counts (one batched call), then settle with exact counts
     if total > max_prompt_tokens and lines:
         per_line = [len(x) for x in tokenizer([l + "\n" for l in lines], add_special_tokens=False)["input_ids"]]
-        while lo < len(lines) and total > max_prompt_tokens: total -= per_line[lo]; lo += 1
-        while lo < len(lines) and n_tok(render(lines[lo:])) > max_prompt_tokens: lo += 1
-        while lo > 0 and n_tok(render(lines[lo - 1:])) <= max_prompt_tokens: lo -= 1
-    prompt = render(lines[lo:])
-    return prompt, dict(lines=len(lines), lines_dropped=lo, tokens=n_tok(prompt),
+        while dropped < len(lines) and total > max_prompt_tokens: total -= per_line[order[dropped]]; dropped += 1
+        while dropped < len(lines) and n_tok(render(set(order[dropped:]))) > max_prompt_tokens: dropped += 1
+        while dropped > 0 and n_tok(render(set(order[dropped - 1:]))) <= max_prompt_tokens: dropped -= 1
+        keep = set(order[dropped:])
+    prompt = render(keep)
+    return prompt, dict(lines=len(lines), lines_dropped=dropped, kept=sorted(keep), tokens=n_tok(prompt),
                         fits=n_tok(prompt) <= max_prompt_tokens)
 
 # %% ../nbs/07_model.ipynb #d5832c7e
@@ -211,7 +244,8 @@ class HFBackend:
             kw = dict(do_sample=sample, temperature=temperature if sample else None, top_p=top_p if sample else None,
                       top_k=None,
                       max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, use_cache=True)
-            ids = self._sample(enc, per, **kw) if shared_prefill else self.model.generate(**enc, num_return_sequences=per, **kw)
+            ids = (self._sample(enc, per, **kw) if shared_prefill
+                   else self.model.generate(**enc, num_return_sequences=per, **kw))
             new = ids[:, enc["input_ids"].shape[1]:]
             self.new_tokens += int((new != self.tokenizer.pad_token_id).sum())
             texts = self.tokenizer.batch_decode(new, skip_special_tokens=False)

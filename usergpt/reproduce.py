@@ -122,9 +122,11 @@ def kernel_environment(**env: str):
             else: os.environ[k] = v
 
 KERNEL_ENV = dict(MPLBACKEND="module://matplotlib_inline.backend_inline",  # figures show in the executed notebooks
-                  TQDM_MININTERVAL="5", PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", PYDEVD_DISABLE_FILE_VALIDATION="1",
+                  TQDM_MININTERVAL="5", PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false",
+                  PYDEVD_DISABLE_FILE_VALIDATION="1",
                   PYTHONWARNINGS="ignore:IProgress not found")  # tqdm draws text bars, which stream to the terminal
-KERNEL_ARGS = ["--IPKernelApp.quiet=False"]  # the kernel echoes what the stage prints to the driver's terminal as it runs
+# the kernel echoes what the stage prints to the driver's terminal as it runs
+KERNEL_ARGS = ["--IPKernelApp.quiet=False"]
 
 # %% ../nbs/90_reproduce.ipynb #8f63d390
 def run_stage(stage: Stage, prof: Profile, settings: Path, nbs_dir: Path, force: bool = False,

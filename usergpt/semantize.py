@@ -7,13 +7,15 @@ Docs: https://usergpt.github.io/usergpt/semantize.html.md"""
 # %% ../nbs/03_semantize.ipynb #b500f2a1
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterator
 
@@ -23,16 +25,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from .config import ConfigError, SemantizeConfig, cli, load_profile, stage_output, verify_stage, write_manifest
+from .config import (ConfigError, SemantizeConfig, cli, load_profile, quiet_worker, stage_output, verify_stage,
+                            write_manifest)
 from .knowledge import SOURCES, data_path, load_knowledge_base, load_yaml
+from .pii import redact_pii
 
 # %% auto #0
-__all__ = ['REQUIRED', 'OPTIONAL', 'CONTRACT', 'HIDDEN_LABELS', 'INPUT_SUFFIXES', 'PII_PATTERNS', 'SOURCE_NAMES', 'SOURCE_IDS',
-           'MUB_SCHEMA', 'read_event_batches', 'validate_batch', 'redact_pii', 'RuleRefiner', 'default_refiner',
-           'MubLine', 'clean_name', 'source_name', 'source_id', 'render_line', 'parse_line', 'parse_mub',
-           'entity_lexicon', 'entity_category', 'prepare_rows', 'evidence_categories', 'reference_tokenizer',
-           'count_tokens', 'token_count', 'fit_budget', 'build_mub', 'estimate_rows', 'semantize', 'semantize_stage',
-           'load_mub', 'semantize_cli', 'pii_scores', 'refinement_scores', 'evidence_units', 'evidence_retention']
+__all__ = ['REQUIRED', 'OPTIONAL', 'CONTRACT', 'HIDDEN_LABELS', 'INPUT_SUFFIXES', 'SOURCE_NAMES', 'SOURCE_IDS', 'MUB_SCHEMA',
+           'read_event_batches', 'validate_batch', 'RuleRefiner', 'default_refiner', 'MubLine', 'clean_name',
+           'source_name', 'source_id', 'render_line', 'parse_line', 'parse_mub', 'entity_lexicon', 'entity_category',
+           'prepare_rows', 'evidence_categories', 'reference_tokenizer', 'count_tokens', 'token_count', 'line_pricer',
+           'fit_budget', 'candidate_lines', 'build_mub', 'estimate_rows', 'semantize', 'semantize_stage', 'load_mub',
+           'semantize_cli', 'pii_scores', 'refinement_scores', 'evidence_units', 'evidence_retention', 'budget_curve']
 
 # %% ../nbs/03_semantize.ipynb #79230232
 REQUIRED = ("user_id", "ts", "source", "action", "entity")           # fields every event needs
@@ -47,8 +51,10 @@ def _files(path: str | Path) -> list[Path]:
     path = Path(path)
     if path.is_file():
         if path.suffix.lower() not in INPUT_SUFFIXES:
-            raise ConfigError(f"--events {path}: {path.suffix or 'this'} files are not supported; give JSONL (one JSON object per line) "
-                              "or Parquet with the raw-event columns (convert a CSV with pandas: pd.read_csv(f).to_parquet(...))")
+            raise ConfigError(f"--events {path}: {path.suffix or 'this'} files are not supported; give JSONL (one JSON "
+                              f"object per line) "
+                              "or Parquet with the raw-event columns (convert a CSV with pandas: "
+                              "pd.read_csv(f).to_parquet(...))")
         return [path]
     if not path.is_dir(): raise ConfigError(f"--events {path}: no such file or directory")
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".json", ".parquet")
@@ -181,28 +187,12 @@ def validate_batch(df: pd.DataFrame, cfg: SemantizeConfig, as_of: pd.Timestamp) 
         if label in ok: out[label] = ok[label].values
     return out.reset_index(drop=True), quarantine
 
-# %% ../nbs/03_semantize.ipynb #7002e108
-PII_PATTERNS = [  # order matters: ID numbers before phones
-    ("EMAIL", re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")),
-    ("ID_NUMBER", re.compile(r"(?<!\d)\d{17}[\dXx](?!\w)")),
-    ("PHONE", re.compile(r"(?<!\d)(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}(?!\d)")),
-    ("ADDRESS", re.compile(r"(?:\bRoom \d+, Building \d+, [A-Z][\w']* (?:Garden|Estate|Court|Residence)\b)"
-                           r"|(?:\b(?:No\. ?)?\d{1,4} [A-Z][\w']* (?:Road|Street|Avenue|Lane|Rd|St)\b)")),
-]
-
-@functools.lru_cache(maxsize=1 << 18)
-def redact_pii(text: str) -> str:
-    "Replace PII in `text` with typed placeholders such as <PHONE> (memoised: titles repeat)."
-    for name, pat in PII_PATTERNS:
-        if name == "EMAIL" and "@" not in text: continue
-        text = pat.sub(f"<{name}>", text)
-    return text
-
 # %% ../nbs/03_semantize.ipynb #0a24b1a1
 class RuleRefiner:
     "Rule-based entity refinement with KB gazetteers and KB enrichment; memoised per distinct input."
     def __init__(self, kb=None, rules_path: str | Path | None = None,
-                 unknown_share: float = 0.0,  # share of KB brands, products and places left out of the gazetteers (to measure coverage)
+                 # share of KB brands, products and places left out of the gazetteers (to measure coverage)
+                 unknown_share: float = 0.0,
                  ):
         kb = kb or load_knowledge_base()
         rules = load_yaml(rules_path or data_path("refiner_rules.yaml"))
@@ -216,7 +206,9 @@ class RuleRefiner:
         brands = sorted({b for b in goods.brand if b and known(b)}, key=len, reverse=True)
         items = sorted({i for i in goods.core if known(i)}, key=len, reverse=True)
         # one alternation per gazetteer, longest names first, matched on word boundaries
-        alternation = lambda names: re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, names)) + r")(?!\w)" if names else r"(?!x)x", re.I)
+        def alternation(names):
+            if not names: return re.compile(r"(?!x)x")
+            return re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, names)) + r")(?!\w)", re.I)
         self.brand_re, self.item_re = alternation(brands), alternation(items)
         self.brand_case = {b.lower(): b for b in brands}
         self.item_case = {i.lower(): i for i in items}
@@ -266,7 +258,8 @@ def default_refiner() -> RuleRefiner:
 # %% ../nbs/03_semantize.ipynb #d75bc2a8
 SOURCE_NAMES = {"ecommerce": "E-commerce", "delivery": "Food Delivery", "travel": "Travel", "poi": "POI"}
 SOURCE_IDS = {v: k for k, v in SOURCE_NAMES.items()}
-_LINE = re.compile(r"^\[Source: ([^\]]+)\] \[TIME: (\d{4}(?:-\d{2}(?:-\d{2})?)?)\] \[TYPE: ([^\]]+)\] \[COUNT: (\d+)\] \|(.*)$")
+_LINE = re.compile(r"^\[Source: ([^\]]+)\] \[TIME: (\d{4}(?:-\d{2}(?:-\d{2})?)?)\] \[TYPE: ([^\]]+)\] \[COUNT: (\d+)\] "
+                   r"\|(.*)$")
 _ITEM = re.compile(r"^(.*?)(?: ×(\d+))?$")
 
 @dataclass(frozen=True)
@@ -278,7 +271,8 @@ class MubLine:
     count: int                  # events summarised
     entities: tuple             # entity names, most frequent first
     entity_counts: tuple = ()   # events per entity, when the line folds repeats into counts (() = not given)
-    categories: tuple = ()      # category names (places: "Gym @ Chengdu"), the slice's distribution, most frequent first (() = not given)
+    # category names (places: "Gym @ Chengdu"), the slice's distribution, most frequent first (() = not given)
+    categories: tuple = ()
     category_counts: tuple = () # events per category
 
 def clean_name(text: str) -> str:
@@ -327,11 +321,13 @@ def parse_mub(text: str) -> list[MubLine]:
 # %% ../nbs/03_semantize.ipynb #3d4e5f6a
 @functools.cache
 def entity_lexicon() -> tuple[dict, dict, list]:
-    "(entity name -> category, category or place kind name -> category, [(search term, category)]) from the knowledge base."
+    """(entity name -> category, category or place kind name -> category, [(search term, category)]) from the knowledge
+    base."""
     kb = load_knowledge_base()
     cat = kb.catalog
     names = {c.lower(): k for c, k in zip(cat.core, cat.category) if k}
-    leaves = {c.path.split(" > ")[-1].lower(): c.id for c in kb.categories} | {c.name.lower(): c.id for c in kb.categories}
+    leaves = ({c.path.split(" > ")[-1].lower(): c.id for c in kb.categories}
+              | {c.name.lower(): c.id for c in kb.categories})
     terms = sorted(((t.lower(), c.id) for c in kb.categories for t in c.search), key=lambda x: -len(x[0]))
     return names, leaves, terms
 
@@ -367,11 +363,14 @@ assert _place_name("Super Monkey", "Gym", "Chengdu") == "Super Monkey (Gym) @ Ch
 assert _place_name("Flight to Chengdu", "Flight", "Chengdu") == "Flight to Chengdu"
 
 # %% ../nbs/03_semantize.ipynb #4f6f9630
-def prepare_rows(df: pd.DataFrame, refiner: RuleRefiner, category_ids: set) -> pd.DataFrame:
-    "Redact, refine and categorise a validated batch (vectorised over distinct strings)."
+def prepare_rows(df: pd.DataFrame, refiner: RuleRefiner, category_ids: set, cfg: SemantizeConfig | None = None
+                 ) -> pd.DataFrame:
+    "Redact (PII types and phone regions from `cfg`), refine and categorise a validated batch (per distinct string)."
     df = df.copy()
+    cfg = cfg or SemantizeConfig()
     ent_codes, ent_uniq = pd.factorize(df["entity"])
-    red_uniq = np.array([redact_pii(u) for u in ent_uniq], dtype=object)
+    pii = dict(entities=tuple(cfg.pii_entities), regions=tuple(cfg.pii_regions))
+    red_uniq = np.array([redact_pii(u, **pii) for u in ent_uniq], dtype=object)
     redacted = red_uniq[ent_codes]
     df["entity_redacted"] = redacted
     placed = df["source"].isin(["travel", "poi"]).to_numpy()
@@ -385,6 +384,7 @@ def prepare_rows(df: pd.DataFrame, refiner: RuleRefiner, category_ids: set) -> p
     codes, uniq_packed = pd.factorize(packed)
     r_i, rest = np.divmod(uniq_packed, len(src_uniq) * len(city_uniq))
     s_i, c_i = np.divmod(rest, len(city_uniq))
+    red_texts, src_uniq, city_uniq = (np.asarray(u, dtype=object) for u in (red_texts, src_uniq, city_uniq))
     triples = [refiner.refine(red_texts[a], src_uniq[b], city_uniq[c]) for a, b, c in zip(r_i, s_i, c_i)]
     ref_u = np.array([x[0] for x in triples], dtype=object)
     core_u = np.array([x[1] for x in triples], dtype=object)
@@ -413,13 +413,14 @@ _STEP_COUNTS = ("duplicates_dropped", "repeats_collapsed", "filtered_uninformati
                 "lines_over_budget")
 
 def _dedupe(rows: pd.DataFrame, counts: dict) -> pd.DataFrame:
-    "Each user's events by time, exact duplicates dropped."
-    keys = ["user_id", "source", "action", "core", "mub_category", "refined"]
+    "Each user's events by time, exact duplicates dropped; only the columns the later steps read."
+    keys = ["user_id", "source", "action", "core", "mub_category", "refined", "city"]
+    rows = rows[list(dict.fromkeys([*CONTRACT, *keys]))]
     rows = rows.assign(**{k: rows[k].astype("category") for k in keys})  # integer codes make the group-bys fast
     df = rows.assign(_order=np.arange(len(rows))).sort_values(["user_id", "ts", "_order"], kind="stable")
     dup = df.duplicated(subset=list(CONTRACT), keep="first")
     counts["duplicates_dropped"] = int(dup.sum())
-    return df[~dup]
+    return df.loc[~dup, ["ts", *keys]]
 
 def _collapse_repeats(df: pd.DataFrame, cfg: SemantizeConfig, counts: dict) -> pd.DataFrame:
     "Collapse identical consecutive events of a user within `repeat_seconds` (loops and repeats) into one."
@@ -442,8 +443,8 @@ def _keep_informative(df: pd.DataFrame, recent: pd.Series, cfg: SemantizeConfig,
     """Drop empty entities and isolated recent clicks (a category clicked once: the mark of a mis-click); outside the
     recent window keep high-impact actions only."""
     rc = df[recent]
-    touches = rc.groupby(["user_id", "mub_category"], observed=True).size()
-    single = rc.action.eq("click") & pd.Series(list(zip(rc.user_id, rc.mub_category)), index=rc.index).map(touches).eq(1)
+    pair_events = rc.groupby(["user_id", "mub_category"], observed=True).action.transform("size")
+    single = rc.action.eq("click") & pair_events.eq(1)
     uninformative = (df.refined.str.strip() == "") | single.reindex(df.index, fill_value=False)
     counts["filtered_uninformative"] = int(uninformative.sum())
     keep = ~uninformative & (recent | df.action.isin(cfg.high_impact))
@@ -467,7 +468,8 @@ _LINE_KEYS = ["user_id", "time", "grain", "source", "action"]
 _GRAIN_RANK = {"year": 0, "month": 1, "day": 2}
 
 def _listed_entities(df: pd.DataFrame, cfg: SemantizeConfig) -> tuple[pd.DataFrame, dict]:
-    "The entities each line lists, in listing order (each kept category's top entity first, then by frequency), and each line's count."
+    """The entities each line lists, in listing order (each kept category's top entity first, then by frequency), and
+    each line's count."""
     ent_n = (df.groupby(_LINE_KEYS + ["core"], sort=False, observed=True)
                .agg(n=("ts", "size"), first=("ts", "min"), cat=("mub_category", "first")).reset_index())
     ent_n["cat_n"] = ent_n.groupby(_LINE_KEYS + ["cat"], observed=True).n.transform("sum")
@@ -482,11 +484,14 @@ def _listed_entities(df: pd.DataFrame, cfg: SemantizeConfig) -> tuple[pd.DataFra
     return ent_n[ent_n.k < np.maximum(reps, cfg.max_entities)], line_n
 
 def _category_items(df: pd.DataFrame) -> pd.DataFrame:
-    "Each line's category distribution: (line keys, category id, its name in the MUB, events), most frequent first; places and trips name their city."
+    """Each line's category distribution: (line keys, category id, its name in the MUB, events), most frequent first;
+    places and trips name their city."""
     names = pd.Series({c.id: c.name for c in load_knowledge_base().categories} | {"other": "Other"})
-    name = df.mub_category.astype(str).map(names).fillna("Other").to_numpy(object)
-    placed = df.source.isin(["travel", "poi"]).to_numpy() & (df.city.astype(str) != "").to_numpy()
-    name[placed] = name[placed] + " @ " + df.city.astype(str).to_numpy(object)[placed]
+    cats = df.mub_category.cat
+    name = pd.Series(cats.categories.astype(str)).map(names).fillna("Other").to_numpy(object)[cats.codes.to_numpy()]
+    city = np.asarray(df.city.cat.categories.astype(str), dtype=object)[df.city.cat.codes.to_numpy()]
+    placed = df.source.isin(["travel", "poi"]).to_numpy() & (city != "")
+    name[placed] = name[placed] + " @ " + city[placed]
     items = df.assign(item=name).groupby(_LINE_KEYS + ["item", "mub_category"],
                                          observed=True).size().rename("n").reset_index()
     return items.sort_values(_LINE_KEYS + ["n", "item"], ascending=[True] * 5 + [False, True], kind="stable")
@@ -494,13 +499,16 @@ def _category_items(df: pd.DataFrame) -> pd.DataFrame:
 # %% ../nbs/03_semantize.ipynb #3d2c1b0a
 @functools.cache
 def evidence_categories() -> frozenset:
-    "Categories whose behaviour is evidence for some tag value (data/evidence.yaml); place visits are evidence for where one lives."
+    """Categories whose behaviour is evidence for some tag value (data/evidence.yaml); place visits are evidence for
+    where one lives."""
     kb = load_knowledge_base()
-    return frozenset(c for values in kb.evidence.values() for cats in values.values() for c in cats) | {c.id
-                                                                                                        for c in kb.categories if c.source == "poi"}
+    tagged = {c for values in kb.evidence.values() for cats in values.values() for c in cats}
+    return frozenset(tagged | {c.id for c in kb.categories if c.source == "poi"})
 
-def _candidates(listed: pd.DataFrame, line_n: dict, cat_items: pd.DataFrame | None, top_k: int = 8) -> dict[str, list[dict]]:
-    "user -> candidate lines: key, grain, count, items [(kind, name, events, category id)]: the top-K categories, then entities."
+def _candidates(listed: pd.DataFrame, line_n: dict, cat_items: pd.DataFrame | None,
+                top_k: int = 8) -> dict[str, list[dict]]:
+    """user -> candidate lines: key, grain, count, items [(kind, name, events, category id)]: the top-K categories, then
+    entities."""
     lines: dict[tuple, dict] = {}
     def line(key): return lines.setdefault(key, dict(key=key, grain=key[2], count=int(line_n[key]), items=[]))
     if cat_items is not None:
@@ -537,43 +545,6 @@ def count_tokens(texts: list[str], chunk_lines: int = 2000) -> np.ndarray:
             out[i] += sum(len(e.ids) for e in tok.encode_batch(lines[k:k + chunk_lines], add_special_tokens=False))
     return out
 
-# %% ../nbs/03_semantize.ipynb #5f4e3d2c
-@functools.lru_cache(maxsize=1 << 18)
-def token_count(text: str) -> int:
-    "Reference-tokenizer tokens in one short text (memoised: headers and names repeat)."
-    return len(reference_tokenizer().encode(text, add_special_tokens=False).ids)
-
-def _item_text(item: tuple, folded: bool) -> str:
-    kind, name, n, _ = item
-    return clean_name(name) + (f" ×{n}" if folded and n > 1 else "")
-
-def _header(line: dict) -> str:
-    _, tm, _, s, a = line["key"]
-    return render_line(MubLine(s, tm, a, line["count"], ()))
-
-def fit_budget(lines: list[dict], max_tokens: int, folded: bool = True) -> list[list[int]]:
-    "The items of each candidate line to show within `max_tokens` reference tokens; [] drops the line. Coarse to fine, line by line."
-    ev = evidence_categories()
-    # year, month, day; newest first within a grain
-    order = sorted(range(len(lines)), key=lambda i: (_GRAIN_RANK[lines[i]["grain"]], -i))
-    cost = lambda i, k: token_count(_item_text(lines[i]["items"][k], folded)) + 1  # + the comma or bar after it
-    shown, used, log = [[] for _ in lines], 0, []
-    def take(i: int, ks: list[int]) -> bool:
-        "Add items `ks` of line `i` while they fit (a new line pays for its header); False once the budget is spent."
-        nonlocal used
-        for k in ks:
-            c = cost(i, k) + (0 if shown[i] else token_count(_header(lines[i])))
-            if used + c > max_tokens: return False
-            shown[i].append(k); used += c; log.append((i, k))
-        return True
-    for kinds in (("category",), ("entity",)) if folded else (("entity",),):
-        for i in order:  # categories of every line (evidence first), then entities of every line, coarse to fine
-            items = lines[i]["items"]
-            ks = sorted((k for k, it in enumerate(items) if it[0] in kinds), key=lambda k: (items[k][3] not in ev, k))
-            # a line that does not fit is dropped; finer ones may
-            if not take(i, ks) and kinds == ("category",) and not shown[i]: continue
-    return _settle(lines, shown, log, max_tokens, folded)
-
 # %% ../nbs/03_semantize.ipynb #6a5f4e3d
 def _render(line: dict, keep: list[int], categories: bool) -> tuple[str, list, list]:
     "One candidate line with the chosen items: (text, shown category items, shown entity items)."
@@ -585,15 +556,53 @@ def _render(line: dict, keep: list[int], categories: bool) -> tuple[str, list, l
                                tuple(it[1] for it in cats), fold(cats)))
     return text, cats, ents
 
-def _settle(lines: list[dict], shown: list[list[int]], log: list, max_tokens: int, folded: bool) -> list[list[int]]:
-    "Check the chosen lines with exact token counts and take back the last additions until they fit."
-    def total():
-        texts = [_render(l, k, folded)[0] for l, k in zip(lines, shown) if k]
-        return sum(len(e.ids)
-                   for e in reference_tokenizer().encode_batch(texts, add_special_tokens=False)) if texts else 0
-    while log and total() > max_tokens:
-        i, k = log.pop()
-        shown[i].remove(k)
+# %% ../nbs/03_semantize.ipynb #5f4e3d2c
+@functools.lru_cache(maxsize=1 << 20)
+def _word_tokens(word: str) -> int: return len(reference_tokenizer().encode(word, add_special_tokens=False).ids)
+
+def token_count(text: str) -> int:
+    """Reference-tokenizer tokens in one MUB line. WordPiece splits on white space before anything else, so the count
+    is the sum over white-space-separated words, each memoised (headers, names and `×n` repeat across lines)."""
+    return sum(map(_word_tokens, text.split()))
+
+# %% ../nbs/03_semantize.ipynb #5f4e3d30
+@functools.lru_cache(maxsize=1 << 20)
+def _item_tokens(name: str, count: int) -> int:
+    return token_count(clean_name(name) + (f" ×{count}" if count > 1 else ""))
+
+def line_pricer(line: dict, folded: bool = True):
+    "A function: item indices -> reference tokens of `line` showing them (exactly `token_count(_render(...))`)."
+    head = token_count(_render(line, [], folded)[0])
+    each = [_item_tokens(it[1], it[2] if folded else 1) for it in line["items"]]
+    is_cat = [it[0] == "category" for it in line["items"]]
+    def price(keep) -> int:
+        if not keep: return 0
+        cats = sum(is_cat[k] for k in keep)
+        ents = len(keep) - cats
+        return head + sum(each[k] for k in keep) + max(cats - 1, 0) + max(ents - 1, 0) + (cats > 0)
+    return price
+
+# %% ../nbs/03_semantize.ipynb #5f4e3d2e
+def fit_budget(lines: list[dict], max_tokens: int, folded: bool = True) -> list[list[int]]:
+    """The items of each candidate line to show within `max_tokens` reference tokens; [] drops the line. Coarse to fine,
+    line by line; every addition is priced exactly, as the line's tokens with it minus without it."""
+    ev = evidence_categories()
+    pricers = [line_pricer(l, folded) for l in lines]
+    tokens = lambda i, ks: pricers[i](ks)
+    if sum(tokens(i, list(range(len(l["items"])))) for i, l in enumerate(lines)) <= max_tokens:
+        return [list(range(len(l["items"]))) for l in lines]
+    # year, month, day; newest first within a grain
+    order = sorted(range(len(lines)), key=lambda i: (_GRAIN_RANK[lines[i]["grain"]], -i))
+    shown, cost, used, seen = [[] for _ in lines], [0] * len(lines), 0, set()
+    # 1. each category once, where it first occurs coarse to fine; 2. the other categories of every line; 3. entities
+    for kind, first in (("category", True), ("category", False), ("entity", False)) if folded else (("entity", False),):
+        for i in order:
+            items = lines[i]["items"]
+            for k in sorted((k for k, it in enumerate(items) if it[0] == kind and k not in shown[i]
+                             and not (first and it[3] in seen)), key=lambda k: (items[k][3] not in ev, k)):
+                c = tokens(i, shown[i] + [k])
+                if used - cost[i] + c > max_tokens: break  # this line is full; a later, shorter one may still fit
+                shown[i].append(k); used += c - cost[i]; cost[i] = c; seen.add(items[k][3])
     return shown
 
 # %% ../nbs/03_semantize.ipynb #6a7b8c9d
@@ -615,16 +624,21 @@ def _document(lines: list[dict], cfg: SemantizeConfig) -> dict:
         doc["events_in_mub"] += line["count"]
     return doc
 
+def candidate_lines(rows: pd.DataFrame, cfg: SemantizeConfig, counts: dict) -> tuple[dict, pd.Series]:
+    "Every user's candidate lines (before the budget) and events per user, from prepared rows; `counts` is updated."
+    df = _dedupe(rows, counts)
+    events_in = df.groupby("user_id", sort=True, observed=True).size()
+    df, recent = _time_slices(_collapse_repeats(df, cfg, counts), cfg)
+    df = _top_k(_keep_informative(df, recent, cfg, counts), cfg, counts)
+    cats = _category_items(df) if cfg.categories else None
+    return _candidates(*_listed_entities(df, cfg), cats, cfg.top_k), events_in
+
 def build_mub(rows: pd.DataFrame, cfg: SemantizeConfig) -> tuple[pd.DataFrame, dict]:
     "MUB documents for every user in `rows` (prepared, any order). Returns (one row per user, counts)."
     counts = dict.fromkeys(_STEP_COUNTS, 0)
     cols = ["user_id", "mub_text", "lines", "n_lines", "events_in", "events_in_mub"]
     if rows.empty: return pd.DataFrame(columns=cols), counts
-    df = _dedupe(rows, counts)
-    events_in = df.groupby("user_id", sort=True, observed=True).size()
-    df, recent = _time_slices(_collapse_repeats(df, cfg, counts), cfg)
-    df = _top_k(_keep_informative(df, recent, cfg, counts), cfg, counts)
-    users = _candidates(*_listed_entities(df, cfg), _category_items(df) if cfg.categories else None, cfg.top_k)
+    users, events_in = candidate_lines(rows, cfg, counts)
     rows_out = []
     for u in sorted(events_in.index):  # users whose every event was filtered get an empty document
         d = _document(users.get(u, []), cfg)
@@ -664,15 +678,17 @@ def _serialise_raw(df: pd.DataFrame, entity_col: str = "entity") -> pd.Series:
     "Each event as the JSON line a raw log would hold (contract fields only)."
     ts = df.ts.dt.strftime("%Y-%m-%dT%H:%M:%S")
     price = _price_text(df.price)
-    return ('{"user_id": "' + df.user_id + '", "ts": "' + ts + '", "source": "' + df.source + '", "action": "' + df.action
-            + '", "entity": ' + df[entity_col].map(json.dumps) + ', "category": "' + df.category.astype(str) + '", "price": ' + price
+    return ('{"user_id": "' + df.user_id + '", "ts": "' + ts + '", "source": "' + df.source
+            + '", "action": "' + df.action + '", "entity": ' + df[entity_col].map(json.dumps)
+            + ', "category": "' + df.category.astype(str) + '", "price": ' + price
             + ', "city": "' + df.city.astype(str) + '", "attrs": ' + df["attrs"].map(lambda a: a if a else "{}") + "}")
 
 def _serialised_chars(df: pd.DataFrame, entity_col: str = "entity") -> pd.Series:
     """Length of `_serialise_raw` per event, computed from field lengths (JSON escapes aside) without building the
     strings."""
-    fixed = len(_serialise_raw(pd.DataFrame(dict(user_id=[""], ts=[pd.Timestamp("2000-01-01")], source=[""], action=[""], entity=[""],
-                                                 category=[""], price=[np.nan], city=[""], attrs=[""]))).iloc[0])
+    empty = pd.DataFrame(dict(user_id=[""], ts=[pd.Timestamp("2000-01-01")], source=[""], action=[""], entity=[""],
+                              category=[""], price=[np.nan], city=[""], attrs=[""]))
+    fixed = len(_serialise_raw(empty).iloc[0])
     import pyarrow.compute as pc
     price = pd.Series(pc.utf8_length(pc.cast(pa.array(df.price.round(2).to_numpy(), from_pandas=True),
                                              pa.string()).fill_null("null")).to_numpy(), index=df.index) - 4
@@ -684,7 +700,7 @@ def _serialised_chars(df: pd.DataFrame, entity_col: str = "entity") -> pd.Series
 @dataclass
 class _Pass1:
     "What reading, validating and partitioning the input found."
-    partitions: list           # (name, loader) of each user partition
+    partitions: list           # (name, rows) of each user partition: a DataFrame, or a directory of Parquet batches
     counts: dict               # read, quarantined, valid
     reasons: dict              # quarantine reason -> records
     users_seen: set            # every user id read
@@ -720,36 +736,51 @@ def _read_pass(events: str | Path, cfg: SemantizeConfig, as_of: pd.Timestamp, bu
         for k in np.unique(b):
             (buckets / f"b{k:03d}").mkdir(parents=True, exist_ok=True)
             ok[b == k].to_parquet(buckets / f"b{k:03d}" / f"batch-{n:06d}.parquet", index=False)
-    p.partitions = [("b000", lambda: pd.concat(in_memory, ignore_index=True))] if in_memory else \
-        [(d.name, lambda d=d: pd.read_parquet(d)) for d in (sorted(buckets.glob("b*")) if buckets.exists() else [])]
+    p.partitions = [("b000", pd.concat(in_memory, ignore_index=True))] if in_memory else \
+        [(d.name, d) for d in (sorted(buckets.glob("b*")) if buckets.exists() else [])]
     return p
 
 # %% ../nbs/03_semantize.ipynb #7b8c9d0e
-def _write_pass(partitions: list, cfg: SemantizeConfig, mub_dir: Path, keep_rows: bool, progress: bool) -> tuple[dict, int, list]:
-    """Pass 2: semantize one user partition at a time into `mub_dir/part-*.parquet`; returns (step counts, users
-    written, kept rows)."""
+def _semantize_partition(name: str, source, cfg: SemantizeConfig, mub_dir: Path,
+                         keep_rows: bool) -> tuple[dict, int, pd.DataFrame | None]:
+    "Semantize one user partition (a DataFrame, or a directory of Parquet batches) into `mub_dir/part-<name>.parquet`."
     kb = load_knowledge_base()
-    refiner, cat_ids = default_refiner(), {c.id for c in kb.categories}
+    df = source if isinstance(source, pd.DataFrame) else pd.read_parquet(source)
+    rows = prepare_rows(df.sort_values("_seq", kind="stable").drop(columns="_seq").reset_index(drop=True),
+                        default_refiner(), {c.id for c in kb.categories}, cfg)
+    docs, counts = build_mub(rows, cfg)
+    raw_chars = _serialised_chars(rows)
+    docs["chars_raw"] = docs.user_id.map(raw_chars.groupby(rows.user_id).sum()).astype("int64")
+    refined = (raw_chars - rows.entity.str.len() + rows.refined.astype(str).str.len()).groupby(rows.user_id).sum()
+    docs["chars_refined"] = docs.user_id.map(refined).astype("int64")
+    docs["chars_mub"] = docs.mub_text.str.len().astype("int64")
+    table = pa.Table.from_pandas(docs[[f.name for f in MUB_SCHEMA]], schema=MUB_SCHEMA, preserve_index=False)
+    pq.write_table(table, mub_dir / f"part-{name[1:]}.parquet", compression="zstd")
+    return counts, len(docs), rows if keep_rows else None
+
+def _write_pass(partitions: list, cfg: SemantizeConfig, mub_dir: Path, keep_rows: bool,
+                progress: bool) -> tuple[dict, int, list]:
+    """Pass 2: semantize the user partitions into `mub_dir/part-*.parquet`, `cfg.workers` processes each holding one
+    partition; returns (step counts, users written, kept rows). Each partition's output depends on it alone."""
     counts, users_out, kept = dict.fromkeys(_STEP_COUNTS, 0), 0, []
-    for name, load in tqdm(partitions, desc="semantize", disable=not progress):
-        rows = prepare_rows(load().sort_values("_seq", kind="stable").drop(columns="_seq").reset_index(drop=True),
-                            refiner, cat_ids)
-        docs, c = build_mub(rows, cfg)
-        for k, v in c.items(): counts[k] += v
-        raw_chars = _serialised_chars(rows)
-        docs["chars_raw"] = docs.user_id.map(raw_chars.groupby(rows.user_id).sum()).astype("int64")
-        refined = (raw_chars - rows.entity.str.len() + rows.refined.astype(str).str.len()).groupby(rows.user_id).sum()
-        docs["chars_refined"] = docs.user_id.map(refined).astype("int64")
-        docs["chars_mub"] = docs.mub_text.str.len().astype("int64")
-        table = pa.Table.from_pandas(docs[[f.name for f in MUB_SCHEMA]], schema=MUB_SCHEMA, preserve_index=False)
-        pq.write_table(table, mub_dir / f"part-{name[1:]}.parquet", compression="zstd")
-        users_out += len(docs)
-        if keep_rows: kept.append(rows)
+    jobs = [(name, src, cfg, mub_dir, keep_rows) for name, src in partitions]
+    procs = min(cfg.workers, len(jobs))
+    with (get_context("spawn").Pool(procs, initializer=quiet_worker) if procs > 1 and not keep_rows
+          else contextlib.nullcontext()) as pool:
+        results = pool.imap_unordered(_star_partition, jobs) if pool else map(_star_partition, jobs)
+        for c, n, rows in tqdm(results, total=len(jobs), desc="semantize", disable=not progress):
+            for k, v in c.items(): counts[k] += v
+            users_out += n
+            if rows is not None: kept.append(rows)
     return counts, users_out, kept
+
+def _star_partition(job: tuple): return _semantize_partition(*job)
 
 # %% ../nbs/03_semantize.ipynb #8c9d0e1f
 def semantize(events: str | Path,  # JSONL or Parquet file, or a directory of them
-              out_dir: str | Path,  # where mub/ and quarantine.jsonl go (a fresh directory: `semantize_stage` and the CLI pass a temporary one)
+              # where mub/ and quarantine.jsonl go (a fresh directory: `semantize_stage` and the CLI pass a temporary
+              # one)
+              out_dir: str | Path,
               cfg: SemantizeConfig,  # settings
               keep_rows: bool = False,  # also keep the prepared rows (with hidden labels) for measurement
               progress: bool = True,  # show progress bars
@@ -816,7 +847,8 @@ def semantize_cli(events: str = None,  # raw events: a JSONL or Parquet file, or
         _manifest(tmp, res, cfg, profile or "custom", 0)
     c = res["counts"]
     print(f"wrote {out}: {c['users_with_mub']} MUB documents from {c['read']} events "
-          f"({c['semantized']} semantized, {c['quarantined']} quarantined, {c['duplicates_dropped']} duplicates) in {c['seconds']}s")
+          f"({c['semantized']} semantized, {c['quarantined']} quarantined, {c['duplicates_dropped']} duplicates) in "
+          f"{c['seconds']}s")
     if c["semantized"] == 0:
         raise SystemExit(f"usergpt-semantize: no usable events in {events}; see {out / 'quarantine.jsonl'}")
 
@@ -845,7 +877,8 @@ def refinement_scores(rows: pd.DataFrame, n: int = 6000, seed: int = 0,
     from rouge_score import rouge_scorer
     from sacrebleu.metrics import BLEU
     items = rows[(rows.action != "search") & (rows.entity_clean.fillna("") != "")]
-    pairs = items.drop_duplicates(subset=["entity"])[["entity", "entity_redacted", "refined", "entity_clean", "source", "city", "noise"]]
+    pairs = items.drop_duplicates(subset=["entity"])[["entity", "entity_redacted", "refined", "entity_clean", "source",
+                                                      "city", "noise"]]
     pairs = pairs.sample(n=min(n, len(pairs)), random_state=seed).sort_values("entity")
     scorer = rouge_scorer.RougeScorer(["rouge1", "rougeL"])
     def score(hyp, ref):
@@ -858,8 +891,9 @@ def refinement_scores(rows: pd.DataFrame, n: int = 6000, seed: int = 0,
                                **score(pairs.entity, pairs.entity_clean)),
                           dict(system="NER + rules (ours)", n=len(pairs), **score(pairs.refined, pairs.entity_clean))]
                          + [dict(system=name, n=len(pairs),
-                                 **score([r.refine(e, s, c if s in ("travel", "poi") else "")[0] for e, s,
-                                          c in zip(pairs.entity_redacted, pairs.source, pairs.city)], pairs.entity_clean))
+                                 **score([r.refine(e, s, c if s in ("travel", "poi") else "")[0]
+                                          for e, s, c in zip(pairs.entity_redacted, pairs.source, pairs.city)],
+                                         pairs.entity_clean))
                             for name, r in (others or {}).items()])
     by_source = pd.DataFrame([dict(source=s, n=len(g), **score(g.refined, g.entity_clean)) for s,
                               g in pairs.groupby("source")])
@@ -881,3 +915,22 @@ def evidence_retention(units: pd.DataFrame, docs: pd.DataFrame) -> pd.DataFrame:
     per_tag = u.groupby(["user_id", "tag"]).seen.any().groupby("user_id").mean()
     g = u.groupby("user_id")
     return pd.DataFrame({"events": g.seen_events.sum() / g.events.sum(), "tags": per_tag, "units": g.seen.mean()})
+
+# %% ../nbs/03_semantize.ipynb #b2c3e4f5
+def budget_curve(rows: pd.DataFrame, cfg: SemantizeConfig, budgets: list[int], units: pd.DataFrame, golds: dict,
+                 labeller) -> pd.DataFrame:
+    """Per budget (0 = none): reference tokens per user, evidence retention and the `labeller`'s Avg against `golds`
+    (user -> tags)."""
+    from usergpt.knowledge import load_knowledge_base
+    from usergpt.metrics import correctness, tag_scores
+    schema, out = load_knowledge_base().schema, []
+    for b in sorted(set(budgets), key=lambda x: (x == 0, x)):
+        docs, counts = build_mub(rows, replace(cfg, max_tokens=b))
+        c, _ = correctness([[labeller(t)] for t in docs.mub_text], [golds[u] for u in docs.user_id], schema)
+        toks = count_tokens(docs.mub_text.tolist())
+        out.append(dict(max_tokens=b, default=b == cfg.max_tokens, tokens_mean=float(toks.mean()),
+                        tokens_max=int(toks.max()),
+                        lines_mean=float(docs.n_lines.mean()), chars_mean=float(docs.mub_text.str.len().mean()),
+                        legacy_avg=tag_scores(c, schema)["Avg"]["avg"],
+                        **{f"retention_{k}": float(v) for k, v in evidence_retention(units, docs).mean().items()}))
+    return pd.DataFrame(out)

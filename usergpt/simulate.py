@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from .config import (ConfigError, SimulateConfig, cli, derive_seed, load_profile, stage_output, verify_stage,
+from .config import (ConfigError, SimulateConfig, cli, derive_seed, load_profile, quiet_worker, stage_output,
+                            verify_stage,
                             write_manifest)
 from .knowledge import SOURCES, KnowledgeBase, condition_holds, load_knowledge_base
 
@@ -1051,17 +1052,11 @@ def chunks_for(cfg: SimulateConfig, shard: int = 0, num_shards: int = 1) -> list
     return [c for c in range(n_chunks) if c % num_shards == shard]
 
 # %% ../nbs/02_simulate.ipynb #4ba73f80
-def _quiet_worker() -> None:
-    "Worker processes leave Ctrl-C to the parent, which stops them; their progress bars lock with threads, not semaphores."
-    import signal
-    import threading
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    tqdm.set_lock(threading.RLock())  # a killed worker leaves no semaphore behind
-
 def _chunk_job(args: tuple) -> dict: return simulate_chunk(*args)
 
 def _in_processes(pool, todo: list[int], cfg: SimulateConfig, seed: int, out: str | None, progress: bool) -> list[dict]:
-    "Run the chunks on a multiprocessing `pool`, in order; on an interrupt or error, stop its workers before re-raising."
+    """Run the chunks on a multiprocessing `pool`, in order; on an interrupt or error, stop its workers before re-
+    raising."""
     try:
         jobs = pool.imap(_chunk_job, [(c, cfg, seed, out) for c in todo])
         with tqdm(total=len(todo), desc=f"simulate ({pool._processes} processes)", disable=not progress) as bar:
@@ -1085,7 +1080,7 @@ def simulate(cfg: SimulateConfig, seed: int, out_dir: str | Path | None, shard: 
     elif pool is not None:
         results = _in_processes(pool, todo, cfg, seed, out, progress)
     else:
-        with get_context("spawn").Pool(workers, initializer=_quiet_worker) as own:
+        with get_context("spawn").Pool(workers, initializer=quiet_worker) as own:
             results = _in_processes(own, todo, cfg, seed, out, progress)
     return dict(chunks=todo, users=sum(r["users"] for r in results), events=sum(r["events"] for r in results),
                 seconds=time.perf_counter() - t0, workers=workers, checks=sum_checks([r["checks"] for r in results]))
@@ -1118,7 +1113,7 @@ def benchmark_throughput(cfg: SimulateConfig, seed: int, n_users: int, process_c
         if procs == 1:
             r = simulate(bench, seed, None, workers=1, progress=False)
         else:  # a warm pool: process start-up and imports stay out of the timing
-            with get_context("spawn").Pool(procs, initializer=_quiet_worker) as pool:
+            with get_context("spawn").Pool(procs, initializer=quiet_worker) as pool:
                 pool.map(_warm_world, [cfg.calendar] * procs, chunksize=1)
                 r = simulate(bench, seed, None, workers=procs, progress=False, pool=pool)
         rows.append(dict(processes=procs, users=r["users"], events=r["events"], seconds=round(r["seconds"], 2),

@@ -21,24 +21,27 @@ import pandas as pd
 import torch
 
 from .baselines import evidence, training_users
-from .config import TrainConfig, cli, invalidated, load_profile, seed_everything, verify_stage, write_json, write_manifest
+from .config import (TrainConfig, cli, invalidated, load_profile, seed_everything, verify_stage, write_json,
+                            write_manifest)
 from .knowledge import TagSchema, load_knowledge_base
 from .model import (ROLE, SIDECAR, LoraSettings, ModelConfig, build_prompt, build_tiny_qwen, count_parameters,
+                           mub_vocabulary,
                            load_model,
                            load_tokenizer, mub_lines, save_model, task_text, train_tokenizer)
 from .semantize import entity_category, parse_mub
 
 # %% auto #0
 __all__ = ['TRAIN_SCOPE', 'rationale', 'target_text', 'sft_dataset', 'pretrain_dataset', 'measure_peak_gflops', 'PeakMeter',
-           'train_flops_per_token', 'mfu_flags', 'run_key', 'wandb_report_to', 'train_run', 'label_sets',
-           'build_backbone', 'train_stage', 'load_train', 'train_cli']
+           'train_flops_per_token', 'mfu_flags', 'run_key', 'wandb_report_to', 'right_padded', 'first_label',
+           'train_run', 'held_out_curve', 'label_sets', 'whole_tokens', 'build_backbone', 'truncation_record',
+           'train_stage', 'load_train', 'train_cli']
 
 # %% ../nbs/08_train.ipynb #61b42415
 def _newest_support(parsed: list, tag: str, value: str) -> str | None:
     "`tag: entity [time]` for the newest MUB line with an entity supporting `tag = value`, or None."
     cats = evidence(tag, str(value))
     for line in reversed(parsed):  # newest first
-        for e in line.entities:
+        for e in line.categories + line.entities:
             cat, city = entity_category(e, line.action)
             if (tag == "home_city" and city == value) or (cats and cat in cats):
                 return f"{tag}: {city if tag == 'home_city' else e} [{line.time}]"
@@ -58,19 +61,19 @@ def rationale(mub_lines: list[str], labels: dict, max_items: int = 6) -> str:
 
 def target_text(mub_lines: list[str], labels: dict, max_items: int = 6) -> str:
     "The SFT completion: evidence rationale in <think>, compact JSON answer in <answer>."
-    return f"<think>{rationale(mub_lines, labels, max_items)}</think><answer>{json.dumps(labels, ensure_ascii=False, separators=(',', ':'))}</answer>"
+    answer = json.dumps(labels, ensure_ascii=False, separators=(",", ":"))
+    return f"<think>{rationale(mub_lines, labels, max_items)}</think><answer>{answer}</answer>"
 
 # %% ../nbs/08_train.ipynb #fdb4d552
 def sft_dataset(mub_texts: list[str], labels: list[dict], tokenizer, schema: TagSchema, max_prompt_tokens: int,
-                max_items: int = 6,
-                list_values: bool = True, prompts: list[tuple[str, dict]] | None = None):
-    """A `datasets.Dataset` of (prompt, completion) pairs plus the prompt's truncation record (`prompts`: ready-built
-    prompts to reuse)."""
+                max_items: int = 6, list_values: bool = True, prompts: list[tuple[str, dict]] | None = None):
+    """A `datasets.Dataset` of (prompt, completion) pairs and each prompt's truncation record (`prompts`: ready-built
+    prompts)."""
     from datasets import Dataset
     rows = dict(prompt=[], completion=[], lines=[], lines_dropped=[])
     prompts = prompts or [build_prompt("tags", t, tokenizer, schema, max_prompt_tokens, list_values) for t in mub_texts]
     for text, lab, (prompt, info) in zip(mub_texts, labels, prompts):
-        kept = mub_lines(text)[info["lines_dropped"]:]
+        kept = [mub_lines(text)[i] for i in info["kept"]]  # the rationale cites only what the prompt shows
         rows["prompt"].append(prompt); rows["completion"].append(target_text(kept, lab, max_items))
         rows["lines"].append(info["lines"]); rows["lines_dropped"].append(info["lines_dropped"])
     return Dataset.from_dict(rows)
@@ -105,18 +108,21 @@ class PeakMeter:
     @property
     def best(self) -> float: return max(self.readings, default=0.0)
 
-def train_flops_per_token(model, context: float) -> float:
-    "Training FLOPs per token: 6·N for the weights plus 6·layers·width·context for causal attention."
+def train_flops_per_token(model, context: float, head_share: float = 1.0) -> float:
+    """Training FLOPs per token: 6·N for the weights plus 6·layers·width·context for causal attention; the LM head's
+    weights count only for the `head_share` of positions whose logits are computed (the completion, for SFT)."""
     c = model.config
     n = sum(p.numel() for p in model.parameters())
-    return 6 * n + 6 * c.num_hidden_layers * c.hidden_size * context
+    head = model.get_output_embeddings().weight.numel()
+    return 6 * (n - head * (1 - head_share)) + 6 * c.num_hidden_layers * c.hidden_size * context
 
 def mfu_flags(runs: dict, peak: float, committed_peak: float | None) -> list[str]:
     "What makes the MFU figures suspect: an MFU outside (0, 1), or a peak far (over 1.5×) from the last committed one."
     flags = [f"{name}: MFU {m['mfu']:.3f} is outside (0, 1)" for name,
              m in runs.items() if m.get("mfu") is not None and not 0 < m["mfu"] < 1]
     if committed_peak and not 1 / 1.5 <= peak / committed_peak <= 1.5:
-        flags.append(f"peak {peak:.1f} GFLOP/s is far from the last committed {committed_peak:.1f} GFLOP/s (a loaded or different machine)")
+        flags.append(f"peak {peak:.1f} GFLOP/s is far from the last committed {committed_peak:.1f} GFLOP/s (a loaded "
+                     f"or different machine)")
     return flags
 
 # %% ../nbs/08_train.ipynb #42f7af22
@@ -126,7 +132,8 @@ def run_key(model, dataset, settings: dict) -> str:
     h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     for col in dataset.column_names:
         for v in dataset[col]: h.update(str(v).encode() + b"\0")
-    for name, p in model.state_dict().items(): h.update(name.encode() + p.detach().float().cpu().numpy().tobytes()[:1 << 20])
+    for name, p in model.state_dict().items():
+        h.update(name.encode() + p.detach().float().cpu().numpy().tobytes()[:1 << 20])
     return h.hexdigest()
 
 def _callbacks(config: dict, key: str, every: int) -> list:
@@ -146,7 +153,8 @@ def _callbacks(config: dict, key: str, every: int) -> list:
             if not state.is_world_process_zero or "loss" not in (logs or {}) or state.global_step % every: return
             rate = (state.global_step - self.step0) / max(time.perf_counter() - self.t0, 1e-9)
             eta = (state.max_steps - state.global_step) / max(rate, 1e-9)
-            print(f"  {Path(args.output_dir).parent.name}: step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f} "
+            print(f"  {Path(args.output_dir).parent.name}: step {state.global_step}/{state.max_steps} loss "
+                  f"{logs['loss']:.4f} "
                   f"({rate:.2f} steps/s, {eta / 60:.1f} min left)", flush=True)
     return [SidecarCallback(), ProgressLines()]
 
@@ -164,6 +172,32 @@ def wandb_report_to(mode: str, log_dir: Path) -> list[str]:
     return ["wandb"]
 
 # %% ../nbs/08_train.ipynb #7a8b9c0d
+def _lean_trainer():
+    """TRL's SFTTrainer whose loss is the one the model computes, with logits only from the first position that
+    predicts a label: no entropy or token accuracy through a fused LM head every step, and no LM head over the prompt.
+    A right-padded batch goes without its attention mask: under causal attention no real token sees the padding after
+    it, and without a mask the fused (flash) attention kernel runs."""
+    from transformers import Trainer
+    from trl import SFTTrainer
+    class LeanSFTTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            labels, mask = inputs["labels"], inputs.get("attention_mask")
+            start = max(int(first_label(labels)) - 1, 0)  # position `start` predicts the first label token
+            inputs = {**inputs, "use_cache": False, "labels": labels[:, start:],
+                      "logits_to_keep": labels.shape[1] - start}
+            if mask is not None and right_padded(mask): inputs.pop("attention_mask")
+            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+    return LeanSFTTrainer
+
+def right_padded(mask: torch.Tensor) -> bool:
+    "Whether every row of an attention mask is its tokens, then only padding."
+    return bool((mask[:, 1:] <= mask[:, :-1]).all())
+
+def first_label(labels: torch.Tensor) -> int:
+    "The first position of a batch that any row trains on (labels -100 elsewhere); the length if none does."
+    cols = (labels != -100).any(0).nonzero()
+    return int(cols[0]) if len(cols) else labels.shape[1]
+
 def _sft_config(cfg: TrainConfig, out: Path, steps: int, lr: float, seed: int, packing: bool, max_length: int | None):
     """TRL's SFTConfig for one run: cosine schedule with warm-up, checkpoints with resume, bf16 on a GPU,
     completion-only loss unless packing text."""
@@ -179,7 +213,10 @@ def _sft_config(cfg: TrainConfig, out: Path, steps: int, lr: float, seed: int, p
                      use_cpu=not gpu,
                      max_length=max_length, packing=packing, packing_strategy="wrapped" if packing else "bfd",
                      completion_only_loss=None if not packing else False, include_num_input_tokens_seen="non_padding",
-                     dataloader_num_workers=0, disable_tqdm=True, save_only_model=False)
+                     dataloader_num_workers=0, disable_tqdm=True, save_only_model=False,
+                     activation_checkpointing=cfg.gradient_checkpointing,  # TRL turns it on by default
+                     # batches of similar length pad less
+                     train_sampling_strategy="random" if packing else "group_by_length")
 
 def _resume_point(trainer, ckpts: Path, key: str) -> str | None:
     """The last checkpoint of this very run, or None; checkpoints of a run with other settings, data or weights are
@@ -201,15 +238,16 @@ def _run_metrics(trainer, result, dataset, tokenizer, last: str | None, seconds:
     finished run."""
     state = trainer.state
     tokens = int(state.num_input_tokens_seen)
-    start_tokens = json.loads((Path(last) / SIDECAR).read_text()).get("tokens_seen",
-                                                                      0) if last and (Path(last) / SIDECAR).is_file() else 0
-    if packing: context = float(max_length or 0)
-    else:  # the mean example length (prompt + completion) over a sample of the dataset
+    sidecar = Path(last) / SIDECAR if last else None
+    start_tokens = json.loads(sidecar.read_text()).get("tokens_seen", 0) if sidecar and sidecar.is_file() else 0
+    if packing: context, share = float(max_length or 0), 1.0
+    else:  # the mean example length (prompt + completion) and completion share over a sample of the dataset
         sample = dataset.select(range(min(len(dataset), 128)))
-        context = float(np.mean([len(tokenizer(p + c, add_special_tokens=False)["input_ids"]) for p,
-                                 c in zip(sample["prompt"], sample["completion"])]))
-    # causal attention: each token attends to half the context on average
-    flops = train_flops_per_token(trainer.model, context / 2)
+        n = lambda texts: np.array([len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts])
+        done, total = n(sample["completion"]), n([p + c for p, c in zip(sample["prompt"], sample["completion"])])
+        context, share = float(total.mean()), float(done.sum() / total.sum())
+    # causal attention: each token attends to half the context on average; the head runs on completions only
+    flops = train_flops_per_token(trainer.model, context / 2, share)
     # tokens trained in this process (after a resume, the remainder)
     tps = (tokens - start_tokens) / seconds if seconds > 0 else 0.0
     losses = [h for h in state.log_history if "loss" in h]
@@ -224,15 +262,16 @@ def _run_metrics(trainer, result, dataset, tokenizer, last: str | None, seconds:
                 train_loss=float(result.training_loss))
 
 # %% ../nbs/08_train.ipynb #8b9c0d1e
-def train_run(model, tokenizer, dataset, out_dir: str | Path,  # the model, its tokenizer, the dataset and the run's directory
-              steps: int, lr: float, cfg: TrainConfig, seed: int = 0,  # optimizer steps, peak learning rate, settings, seed
+# the model, its tokenizer, the dataset and the run's directory
+def train_run(model, tokenizer, dataset, out_dir: str | Path,
+              # optimizer steps, peak learning rate, settings, seed
+              steps: int, lr: float, cfg: TrainConfig, seed: int = 0,
               packing: bool = False, max_length: int | None = None,  # pack text rows (Stage 0); the sequence length
               callbacks: list | None = None,  # extra Trainer callbacks
               peak_gflops: float | None = None,  # the machine's measured peak, for MFU
               ) -> dict:
     """Train with TRL's SFTTrainer, resuming from the last checkpoint in `out_dir`; save the final model; return its
     metrics."""
-    from trl import SFTTrainer
     out = Path(out_dir)
     key = run_key(model, dataset,
                   dict(cfg=asdict(cfg), steps=steps, lr=lr, seed=seed, packing=packing, max_length=max_length))
@@ -240,17 +279,19 @@ def train_run(model, tokenizer, dataset, out_dir: str | Path,  # the model, its 
     if done.get("run_key") == key and done.get("step") == steps:  # this very run finished before: keep it
         print(f"{out}: already trained ({steps} steps, same settings, data and starting weights)")
         return done["metrics"]
-    trainer = SFTTrainer(model=model, args=_sft_config(cfg, out, steps, lr, seed, packing, max_length),
+    trainer = _lean_trainer()(model=model, args=_sft_config(cfg, out, steps, lr, seed, packing, max_length),
                          train_dataset=dataset,
                          processing_class=tokenizer,
-                         callbacks=[*_callbacks(asdict(cfg), key, max(cfg.logging_steps, steps // 20)), *(callbacks or [])])
+                         callbacks=[*_callbacks(asdict(cfg), key, max(cfg.logging_steps, steps // 20)),
+                                    *(callbacks or [])])
     from transformers.trainer_callback import PrinterCallback
     trainer.remove_callback(PrinterCallback)  # our progress lines replace its raw log dictionaries
     last = _resume_point(trainer, out / "checkpoints", key)
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=last)
-    metrics = _run_metrics(trainer, result, dataset, tokenizer, last, time.perf_counter() - t0, packing, max_length,
-                           peak_gflops)
+    scoring = sum(getattr(cb, "seconds", 0.0) for cb in callbacks or [])  # held-out scoring is not training time
+    metrics = _run_metrics(trainer, result, dataset, tokenizer, last, time.perf_counter() - t0 - scoring, packing,
+                           max_length, peak_gflops)
     final = trainer.accelerator.unwrap_model(trainer.model)
     if hasattr(final, "merge_and_unload"): final = final.merge_and_unload()  # LoRA: save a plain checkpoint
     if trainer.is_world_process_zero():
@@ -259,14 +300,47 @@ def train_run(model, tokenizer, dataset, out_dir: str | Path,  # the model, its 
     trainer.accelerator.wait_for_everyone()
     return metrics
 
+# %% ../nbs/08_train.ipynb #6b5a4938
+def held_out_curve(prompts: list[str], golds: list[dict], tokenizer, every: int, max_new_tokens: int = 192,
+                   batch: int = 50):
+    """A Trainer callback scoring greedy answers to held-out `prompts` every `every` steps; its `.curve` lists {step,
+    avg, parsed}."""
+    from transformers import TrainerCallback
+    from usergpt.metrics import correctness, tag_scores
+    from usergpt.model import HFBackend
+    schema = load_knowledge_base().schema
+    class HeldOut(TrainerCallback):
+        def __init__(self): self.curve, self.seconds = [], 0.0  # time spent scoring, left out of training throughput
+        def score(self, model, step: int) -> None:
+            t0 = time.perf_counter()
+            outs = HFBackend(model, tokenizer, batch).generate(prompts, n=1, temperature=0,
+                                                               max_new_tokens=max_new_tokens)
+            model.train(); self.seconds += time.perf_counter() - t0
+            c, failures = correctness(outs, golds, schema)
+            bad = sum(v for k, v in failures.items() if k not in ("unknown_tag", "invalid_value"))
+            self.curve.append(dict(step=step, avg=tag_scores(c, schema)["Avg"]["avg"],
+                                   parsed=1 - bad / max(len(outs), 1)))
+            print(f"  held-out tags accuracy at step {step}: {self.curve[-1]['avg']:.4f} (parsed "
+                  f"{self.curve[-1]['parsed']:.0%})", flush=True)
+        def on_step_end(self, args, state, control, model=None, **kw):
+            if state.is_world_process_zero and (state.global_step % every == 0 or state.global_step == state.max_steps):
+                self.score(model, state.global_step)
+    return HeldOut()
+
 # %% ../nbs/08_train.ipynb #e50987dc
 def label_sets(users: pd.DataFrame) -> dict[str, list[dict]]:
     "Each label source's labels for `users`: legacy pseudo-labels and gold."
     return {"legacy": [json.loads(x) for x in users.labels], "gold": [json.loads(x) for x in users.gold]}
 
+def whole_tokens(texts: list[str]) -> list[str]:
+    """What the tokenizer keeps whole: the MUB's header fields, and the knowledge base's category names and ` @ <city>`
+    places."""
+    kb = load_knowledge_base()
+    return mub_vocabulary(texts, [c.name for c in kb.categories] + [f" @ {c.name}" for c in kb.cities])
+
 def build_backbone(cfg: TrainConfig, users: pd.DataFrame, schema: TagSchema, out_dir: Path, seed: int = 0) -> Path:
-    """Save the backbone before training into `out_dir/base` (the tiny Qwen3 with a tokenizer trained on training
-    users, or `model_path`)."""
+    """Save the backbone before training as `out_dir/base`: the tiny Qwen3 with a tokenizer trained on training users,
+    or `model_path`."""
     base_dir = out_dir / "base"
     if cfg.model_path:
         model, tokenizer = load_model(cfg.model_path)
@@ -274,11 +348,12 @@ def build_backbone(cfg: TrainConfig, users: pd.DataFrame, schema: TagSchema, out
     corpus_users = users.iloc[:cfg.tokenizer_users]
     labels = label_sets(corpus_users)
     prompt_text = "\n".join([ROLE, task_text("tags", schema), task_text("tags", schema, False),
-                             task_text("summary", schema), "Behaviour (MUB), oldest first:"])
-    corpus = [prompt_text] * 100 + list(corpus_users.mub_text) + [target_text(t.split("\n")[-40:], labels[s][i],
-                                                                              cfg.rationale_items)
-                                                                              for s in cfg.label_sources for i, t in enumerate(corpus_users.mub_text)]
-    tokenizer = train_tokenizer(corpus, vocab_size=cfg.vocab_size, out_dir=out_dir / "tokenizer")
+                             task_text("summary", schema),
+                             "Behaviour (MUB), oldest first:"])
+    targets = [target_text(mub_lines(t), labels[s][i], cfg.rationale_items) for s in cfg.label_sources
+               for i, t in enumerate(corpus_users.mub_text)]
+    tokenizer = train_tokenizer([prompt_text] * 100 + list(corpus_users.mub_text) + targets, vocab_size=cfg.vocab_size,
+                                out_dir=out_dir / "tokenizer", whole=whole_tokens(list(corpus_users.mub_text)))
     size = ModelConfig(hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
                        num_kv_heads=cfg.num_kv_heads,
                        intermediate_size=cfg.intermediate_size,
@@ -287,40 +362,56 @@ def build_backbone(cfg: TrainConfig, users: pd.DataFrame, schema: TagSchema, out
                       model_config=asdict(size))
 
 # %% ../nbs/08_train.ipynb #9c0d1e2f
-# the trained weights
+# weights
 TRAIN_SCOPE = dict(only=[".safetensors", "tokenizer.json"], exclude=["checkpoints", "wandb", "report", "manifest.json"])
 
-def _sft_runs(prof, users: pd.DataFrame, tokenizer, start_dir: Path, device: str, meter: PeakMeter) -> tuple[dict, dict]:
-    "SFT v0, one run per label source from `start_dir`; returns (run metrics, the prompts' truncation record)."
+def truncation_record(infos: list[dict]) -> dict:
+    "What the prompt budget cost: MUB lines, lines dropped, and the share of prompts that dropped any."
+    return dict(lines=int(sum(i["lines"] for i in infos)), lines_dropped=int(sum(i["lines_dropped"] for i in infos)),
+                prompts_truncated=float(np.mean([i["lines_dropped"] > 0 for i in infos])) if infos else 0.0,
+                prompt_tokens_mean=float(np.mean([i["tokens"] for i in infos])) if infos else 0.0)
+
+def _sft_runs(prof, users: pd.DataFrame, heldout: pd.DataFrame, tokenizer, start_dir: Path, device: str,
+              meter: PeakMeter) -> tuple:
+    """SFT, one run per label source from `start_dir`, each with its held-out learning curve; returns (run metrics,
+    truncation record)."""
     cfg, schema, out_dir = prof.train, load_knowledge_base().schema, prof.stage_dir("train")
     lora = LoraSettings(cfg.lora_rank, cfg.lora_alpha, cfg.lora_target_modules) if cfg.lora_rank else None
-    labels, runs, truncation = label_sets(users), {}, {}
-    prompts = [build_prompt("tags", t, tokenizer, schema, cfg.max_prompt_tokens, cfg.list_tag_values)
-               for t in users.mub_text]  # shared by the sources
+    build = lambda texts: [build_prompt("tags", t, tokenizer, schema, cfg.max_prompt_tokens, cfg.list_tag_values)
+                           for t in texts]
+    prompts, held = build(users.mub_text), build(heldout.mub_text)  # shared by the sources
+    labels, runs = label_sets(users), {}
     for src in cfg.label_sources:
         ds = sft_dataset(list(users.mub_text), labels[src], tokenizer, schema, cfg.max_prompt_tokens,
-                         cfg.rationale_items, cfg.list_tag_values, prompts)
-        truncation = dict(lines=int(np.sum(ds["lines"])), lines_dropped=int(np.sum(ds["lines_dropped"])),
-                          prompts_truncated=float(np.mean(np.array(ds["lines_dropped"]) > 0)))
+                         cfg.rationale_items,
+                         cfg.list_tag_values, prompts)
+        curve = held_out_curve([p for p, _ in held], [json.loads(g) for g in heldout.gold], tokenizer,
+                               cfg.eval_steps or cfg.sft_steps)
         model, _ = load_model(start_dir, lora=lora, device=device)
-        runs[f"sft0_{src}"] = train_run(model, tokenizer, ds, out_dir / f"sft0_{src}", cfg.sft_steps, cfg.sft_lr, cfg, prof.seed,
-                                        max_length=cfg.max_prompt_tokens + 384, peak_gflops=meter.measure())
-    return runs, truncation
+        runs[f"sft_{src}"] = train_run(model, tokenizer, ds, out_dir / f"sft_{src}", cfg.sft_steps, cfg.sft_lr, cfg,
+                                       prof.seed,
+                                       max_length=cfg.max_prompt_tokens + 384, peak_gflops=meter.measure(),
+                                       callbacks=[curve] if len(heldout) else [])
+        if curve.curve: runs[f"sft_{src}"]["heldout_curve"] = curve.curve
+    return runs, truncation_record([i for _, i in prompts])
 
+# %% ../nbs/08_train.ipynb #0c1d2e3f
 def train_stage(prof) -> dict:
-    """The whole stage: backbone, Stage 0, SFT v0 per label source, models under runs/<profile>/train/ with a manifest
-    last; returns its results."""
+    """The whole stage: backbone, Stage 0, SFT per label source under runs/<profile>/train/, its manifest last; returns
+    its results."""
     from accelerate import PartialState
     state = PartialState()  # a single process unless launched with accelerate / torchrun
     cfg, seed, out_dir = prof.train, prof.seed, prof.stage_dir("train")
     seed_everything(seed)
     if cfg.threads: torch.set_num_threads(cfg.threads)
     users = training_users(prof)
+    users, heldout = users.iloc[:len(users) - cfg.heldout_users], users.iloc[len(users) - cfg.heldout_users:]
     users = users.iloc[:cfg.train_users] if cfg.train_users else users
     device = str(state.device) if state.device.type == "cuda" else "cpu"
     meter, t0 = PeakMeter(device), time.perf_counter()
-    print(f"{len(users)} training users; label sources {cfg.label_sources}; peak matmul {meter.measure():.1f} GFLOP/s on {device} "
-          f"({torch.get_num_threads()} threads, {state.num_processes} process{'es' if state.num_processes > 1 else ''})")
+    print(f"{len(users)} training users, {len(heldout)} held out; label sources {cfg.label_sources}; peak matmul "
+          f"{meter.measure():.1f} GFLOP/s on {device} ({torch.get_num_threads()} threads, {state.num_processes} "
+          f"process(es))")
     with invalidated(out_dir) if state.is_main_process else nullcontext():
         if state.is_main_process: build_backbone(cfg, users, load_knowledge_base().schema, out_dir, seed)
         state.wait_for_everyone()
@@ -333,27 +424,33 @@ def train_stage(prof) -> dict:
                                          max_length=cfg.pretrain_seq_len, peak_gflops=meter.measure())
             start_dir = out_dir / "pretrain"
             state.wait_for_everyone()
-        sft, truncation = _sft_runs(prof, users, tokenizer, start_dir, device, meter)
+        sft, truncation = _sft_runs(prof, users, heldout, tokenizer, start_dir, device, meter)
         runs.update(sft)
         meter.measure()
-        # against the best of the interleaved measurements
+        # against the best interleaved measurement
         for m in runs.values(): m["mfu"] = round(m["train_gflops"] / meter.best, 4)
         result = dict(runs=runs, peak_gflops=meter.best, peak_readings=meter.readings, device=device,
                       threads=torch.get_num_threads(),
                       processes=state.num_processes, parameters=count_parameters(out_dir / "base"),
-                      vocabulary=len(tokenizer), train_users=len(users),
-                      sources=cfg.label_sources, truncation=truncation, seconds=round(time.perf_counter() - t0, 1))
+                      vocabulary=len(tokenizer),
+                      train_users=len(users), heldout_users=len(heldout), sources=cfg.label_sources,
+                      truncation=truncation,
+                      seconds=round(time.perf_counter() - t0, 1))
         if state.is_main_process:
+            inputs = {s: verify_stage(prof.stage_dir(s))["content_hash"]
+                      for s in ("simulate", "semantize", "baselines")}
             write_manifest(out_dir, "train", prof.name, seed, cfg, {"train_users": len(users), "runs": len(runs)},
                            scope=TRAIN_SCOPE,
-                           inputs={s: verify_stage(prof.stage_dir(s))["content_hash"]
-                                   for s in ("simulate", "semantize", "baselines")}, results=result)
-    for name, m in runs.items(): print(f"{name}: loss {m['log_history'][0]['loss']:.3f} -> {m['final_loss']:.3f} ({m['tokens_per_second']:,.0f} tokens/s, MFU {m['mfu']:.1%})")
+                           inputs=inputs, results=result)
+    for name, m in runs.items():
+        print(f"{name}: loss {m['log_history'][0]['loss']:.3f} -> {m['final_loss']:.3f} ({m['tokens_per_second']:,.0f} "
+              f"tokens/s, "
+              f"MFU {m['mfu']:.1%})")
     return result
 
 def load_train(directory: str | Path) -> dict:
-    """The results of a complete train stage (runs, peak, device, truncation), verified against its manifest; models
-    are under `directory/<run>/`."""
+    """The results of a complete train stage (runs, peak, device, truncation), verified; the models are
+    `directory/<run>/`."""
     return verify_stage(directory, "usergpt-reproduce --stages train (or usergpt-train)")["results"]
 
 # %% ../nbs/08_train.ipynb #0242a7ff
