@@ -29,9 +29,15 @@ def kill_settings(tmp_path_factory):
     return path
 
 
+def _interruptible():
+    "Ctrl-C as in a terminal: a shell starts background jobs with SIGINT ignored, and children inherit that."
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _kill_when(cmd: list[str], ready, sig: signal.Signals, timeout: float = 300) -> subprocess.CompletedProcess:
     "Start `cmd`, send `sig` once `ready()` holds, and return the finished process; fail if it finished first."
-    proc = subprocess.Popen([str(BIN / cmd[0]), *cmd[1:]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([str(BIN / cmd[0]), *cmd[1:]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_interruptible)
     t0 = time.time()
     while not ready():
         assert proc.poll() is None, f"{cmd[0]} finished before it could be interrupted:\n{proc.stderr.read()}"
