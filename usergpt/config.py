@@ -38,8 +38,8 @@ __all__ = ['PII_ENTITIES', 'PHONE_REGIONS', 'LORA_MODULES', 'LABEL_SOURCES', 'ST
            'find_settings', 'load_profile', 'derive_seed', 'seed_everything', 'atomic_write_bytes', 'atomic_write_text',
            'plain', 'write_json', 'file_sha256', 'files_content_hash', 'scoped_files', 'dir_content_hash', 'git_sha',
            'package_versions', 'write_manifest', 'read_manifest', 'StageOutputError', 'recover_stage_dir',
-           'stage_output', 'invalidated', 'verify_stage', 'run_cli', 'cli', 'quiet_worker', 'markdown_table',
-           'StageReport']
+           'stage_output', 'invalidated', 'verify_stage', 'check_interrupted', 'run_cli', 'cli', 'quiet_worker',
+           'markdown_table', 'StageReport']
 
 # %% ../nbs/00_config.ipynb #a2b4f219
 class ConfigError(ValueError):
@@ -581,8 +581,15 @@ def verify_stage(directory: str | Path, rerun: str = "") -> dict:
     return _VERIFIED[key]
 
 # %% ../nbs/00_config.ipynb #f7a8b9c0
+_SIGNALLED: list = []  # signals this command received (see check_interrupted)
+
 def _interrupt(signum, frame):
+    _SIGNALLED.append(signum)
     raise KeyboardInterrupt(signal.Signals(signum).name)
+
+def check_interrupted() -> None:
+    "Raise KeyboardInterrupt if this command was signalled, even where a library swallowed the first one."
+    if _SIGNALLED: raise KeyboardInterrupt(signal.Signals(_SIGNALLED[0]).name)
 
 def _exit(prog: str, message: str, code: int):
     print(f"{prog}: {message}", file=sys.stderr)
@@ -598,6 +605,9 @@ def run_cli(func, prog: str, argv: list[str] | None = None):
     args.pop("xtra", None); args.pop("pdb", None)
     main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live in the main thread only
     previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
+    # Ctrl-C goes through the same handler, unless it was ignored when the command started (a background job)
+    default_int = main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if default_int: signal.signal(signal.SIGINT, _interrupt)
     try:
         return func(**args)
     except ConfigError as e:
@@ -606,6 +616,7 @@ def run_cli(func, prog: str, argv: list[str] | None = None):
         _exit(prog, "interrupted; nothing half-written was left (the previous output, if any, is unchanged)", 130)
     finally:
         if main_thread: signal.signal(signal.SIGTERM, previous)
+        if default_int: signal.signal(signal.SIGINT, signal.default_int_handler)
 
 def cli(func):
     """Make `func` a console script (`usergpt-<name>`): called with no arguments it reads the command line; run as

@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from .config import (ConfigError, SemantizeConfig, cli, load_profile, quiet_worker, stage_output, verify_stage,
-                            write_manifest)
+from .config import (ConfigError, SemantizeConfig, check_interrupted, cli, load_profile, quiet_worker,
+                            stage_output, verify_stage, write_manifest)
 from .knowledge import SOURCES, data_path, load_knowledge_base, load_yaml
 from .pii import redact_pii
 
@@ -715,6 +715,7 @@ def _read_pass(events: str | Path, cfg: SemantizeConfig, as_of: pd.Timestamp, bu
     in_memory: list[pd.DataFrame] = []
     for n, (batch,
             bad) in enumerate(tqdm(read_event_batches(events, cfg.batch_rows), desc="read", disable=not progress)):
+        check_interrupted()
         p.counts["read"] += len(batch) + len(bad)
         ok = pd.DataFrame()
         if len(batch):
@@ -769,6 +770,7 @@ def _write_pass(partitions: list, cfg: SemantizeConfig, mub_dir: Path, keep_rows
           else contextlib.nullcontext()) as pool:
         results = pool.imap_unordered(_star_partition, jobs) if pool else map(_star_partition, jobs)
         for c, n, rows in tqdm(results, total=len(jobs), desc="semantize", disable=not progress):
+            check_interrupted()
             for k, v in c.items(): counts[k] += v
             users_out += n
             if rows is not None: kept.append(rows)

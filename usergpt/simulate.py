@@ -25,9 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from .config import (ConfigError, SimulateConfig, cli, derive_seed, load_profile, quiet_worker, stage_output,
-                            verify_stage,
-                            write_manifest)
+from .config import (ConfigError, SimulateConfig, check_interrupted, cli, derive_seed, load_profile,
+                            quiet_worker, stage_output, verify_stage, write_manifest)
 from .knowledge import SOURCES, KnowledgeBase, condition_holds, load_knowledge_base
 
 # %% auto #0
@@ -1060,7 +1059,7 @@ def _in_processes(pool, todo: list[int], cfg: SimulateConfig, seed: int, out: st
     try:
         jobs = pool.imap(_chunk_job, [(c, cfg, seed, out) for c in todo])
         with tqdm(total=len(todo), desc=f"simulate ({pool._processes} processes)", disable=not progress) as bar:
-            return [(r, bar.update())[0] for r in jobs]
+            return [(r, bar.update(), check_interrupted())[0] for r in jobs]
     except BaseException:
         pool.terminate(); pool.join()  # stops the workers and releases the pool's queues
         raise
