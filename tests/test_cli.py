@@ -81,7 +81,13 @@ def test_semantize_usage_errors(tmp_path):
                    "no such file or directory")
     one_line_error(run_cli("usergpt-semantize", "--events", str(tmp_path / "events.jsonl"), "--out",
                            str(tmp_path / "o"),
-                           "--as-of", "soon", check=False), "as_of: must be empty or an ISO date/time")
+                           "--as-of", "soon", check=False), "--as-of: must be empty or an ISO date/time")
+    one_line_error(run_cli("usergpt-semantize", "--events", str(tmp_path / "events.jsonl"), "--out",
+                           str(tmp_path / "o"), "--salient", "movies", check=False),
+                   "--salient: each item is `source:field`")
+    one_line_error(run_cli("usergpt-semantize", "--events", str(tmp_path / "events.jsonl"), "--out",
+                           str(tmp_path / "o"), "--high-impact", "shop:", check=False),
+                   "--high-impact: each item is `source:action`")
     one_line_error(run_cli("usergpt-semantize", "--events", str(tmp_path / "events.jsonl"), "--frobnicate",
                            check=False),
                    "unrecognized arguments: --frobnicate")
@@ -108,3 +114,12 @@ def test_an_unreadable_parquet_file_is_an_input_error(tmp_path):
     one_line_error(run_cli("usergpt-semantize", "--events", str(bad), "--out", str(tmp_path / "o"), check=False),
                    "events.parquet: not a readable Parquet file")
     assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.*"))  # and nothing half-written was left
+
+
+def test_example_fit_and_profile_usage_errors(tmp_path):
+    one_line_error(run_cli("usergpt-example", check=False), "--out DIR is required")
+    one_line_error(run_cli("usergpt-fit", "--events", "x.jsonl", check=False),
+                   "--events PATH, --labels CSV, --schema YAML and --out DIR are required")
+    one_line_error(run_cli("usergpt-profile", "--events", "x.jsonl", "--model", str(tmp_path), "--out",
+                           str(tmp_path / "o"), check=False), "--model", "not a model directory")
+    assert not (tmp_path / "o").exists()

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .config import LABEL_SOURCES, seed_everything, stage_output, verify_stage, write_manifest
-from .knowledge import load_knowledge_base
+from .knowledge import SOURCES, TagSchema, load_knowledge_base
 from .metrics import correctness, tag_scores
 from .semantize import entity_category, load_mub, parse_mub
 from .simulate import load_simulation
@@ -40,7 +40,7 @@ def mub_profile(text: str) -> dict:
     lines = parse_mub(text)
     out = dict(cat=Counter(), recent=Counter(), last180=Counter(), action=Counter(), city=Counter(),
                city_recent=Counter(),
-               city_last180=Counter(), city_before=Counter(), books=0, months=1.0, events=0)
+               city_last180=Counter(), city_before=Counter(), attr=Counter(), books=0, months=1.0, events=0)
     if not lines: return out
     def when(t: str) -> pd.Timestamp: return pd.Timestamp(t if len(t) == 10
                                                           else (t + "-15" if len(t) == 7 else t + "-07-01"))
@@ -52,8 +52,12 @@ def mub_profile(text: str) -> dict:
         out["action"][f"{l.source}:{l.action}"] += l.count
         out["events"] += l.count
         if l.action == "book": out["books"] += l.count
+        own = l.source not in SOURCES  # a source of your own: its categories are its own names
+        for e, n in zip(l.entities, l.entity_counts or (1,) * len(l.entities)):
+            if own and " · " in e: out["attr"][f"{l.source}:{e.rsplit(' · ', 1)[1]}"] += n  # a salient value
         for e, share in _weighted_items(l):
-            c, city = entity_category(e, l.action)
+            c, city = entity_category(e, l.action, l.source)
+            if own and c == "other" and l.categories: c = e.lower()
             out["cat"][c] += share
             if age <= 90: out["recent"][c] += share
             if age <= 180: out["last180"][c] += share
@@ -163,70 +167,79 @@ def mub_features(text: str) -> dict:
     for key in ("cat", "recent", "last180", "action", "city", "city_recent", "city_last180", "city_before"):
         for k, v in p[key].items(): f[f"{key}={k}"] = float(np.log1p(v / (p["months"]
                                                                           if key in ("cat", "action", "city") else 1)))
+    shown = sum(p["attr"].values())
+    for k, v in p["attr"].items(): f[f"attr={k}"] = v / shown  # the distribution of a salient value (ratings)
     f["books_per_year"] = float(np.log1p(p["books"] / p["months"] * 12))
     f["events_per_month"] = float(np.log1p(p["events"] / p["months"]))
     return f
 
 # %% ../nbs/06_baselines.ipynb #efd57d68
-def majority_predictor(labels: list[dict]):
-    "Predict each tag's most frequent training label (interests: the two most frequent phrases)."
+def majority_predictor(labels: list[dict], schema: TagSchema | None = None):
+    "Predict each tag's most frequent training label (open tags: the two most frequent phrases)."
     pred = {}
-    for t in schema_tags():
+    for t in (schema or load_knowledge_base().schema).tags:
         if t.kind == "open": pred[t.id] = [i for i, _ in Counter(i for l in labels for i in l[t.id]).most_common(2)]
         else: pred[t.id] = Counter(l[t.id] for l in labels).most_common(1)[0][0]
     return lambda texts: [dict(pred) for _ in texts]
 
-def _interest_vocab(labels: list[dict]) -> list[str]:
-    return sorted({i for l in labels for i in l["interests"]})
+def _phrase_vocab(labels: list[dict], tags) -> list[tuple[str, str]]:
+    "The (open tag, phrase) pairs the training labels use, tag by tag, phrases sorted."
+    return [(t.id, i) for t in tags if t.kind == "open" for i in sorted({i for l in labels for i in l[t.id]})]
 
-def _answers(columns: dict[str, list], interest_probs: np.ndarray, interest_names: list[str]) -> list[dict]:
-    "One answer per row from per-tag predicted values and interest probabilities (the two most probable)."
+def _answers(columns: dict[str, list], phrase_probs: np.ndarray, phrases: list[tuple[str, str]], tags) -> list[dict]:
+    "One answer per row from per-tag predicted values and phrase probabilities (each open tag: its two most probable)."
     out = []
-    for r in range(len(interest_probs)):
+    for r in range(len(phrase_probs)):
         d = {k: str(v[r]) for k, v in columns.items()}
-        d["interests"] = [interest_names[j] for j in np.argsort(-interest_probs[r])[:2]] if interest_names else []
-        out.append({t.id: d[t.id] for t in schema_tags()})
+        for t in (t for t in tags if t.kind == "open"):
+            cols = [j for j, (tag, _) in enumerate(phrases) if tag == t.id]
+            d[t.id] = [phrases[cols[j]][1] for j in np.argsort(-phrase_probs[r, cols])[:2]] if cols \
+                else []
+        out.append({t.id: d[t.id] for t in tags})
     return out
 
-def logreg_predictor(texts: list[str], labels: list[dict], seed: int = 0):
-    "One multinomial logistic regression per categorical tag and one-vs-rest for interests (top 2), on MUB features."
+def logreg_predictor(texts: list[str], labels: list[dict], seed: int = 0, schema: TagSchema | None = None):
+    """One multinomial logistic regression per categorical tag and one-vs-rest per phrase of each open tag (top 2), on
+    MUB features."""
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import MaxAbsScaler
     vec = DictVectorizer(sparse=True); scale = MaxAbsScaler()
     X = scale.fit_transform(vec.fit_transform([mub_features(t) for t in texts]))
     fit = lambda y: LogisticRegression(max_iter=2000, C=1.0, random_state=seed).fit(X, y)
-    models = {}
-    for t in (t for t in schema_tags() if t.kind != "open"):
+    models, tags = {}, (schema or load_knowledge_base().schema).tags
+    for t in (t for t in tags if t.kind != "open"):
         y = [l[t.id] for l in labels]
         models[t.id] = fit(y) if len(set(y)) > 1 else y[0]  # a tag with one label in training is a constant
-    has = {i: [i in l["interests"] for l in labels] for i in _interest_vocab(labels)}
-    # an interest every (or no) user has is a constant
-    inter = {i: fit(y) if 0 < sum(y) < len(y) else float(all(y)) for i, y in has.items()}
+    has = {(tag, i): [i in l[tag] for l in labels] for tag, i in _phrase_vocab(labels, tags)}
+    # a phrase every (or no) user has is a constant
+    inter = {k: fit(y) if 0 < sum(y) < len(y) else float(all(y)) for k, y in has.items()}
     def predict(new_texts: list[str]) -> list[dict]:
         Z = scale.transform(vec.transform([mub_features(t) for t in new_texts]))
         cols = {k: (m.predict(Z) if not isinstance(m, str) else [m] * Z.shape[0]) for k, m in models.items()}
         probs = np.column_stack([np.full(Z.shape[0], m) if isinstance(m, float) else m.predict_proba(Z)[:, 1]
                                  for m in inter.values()]) \
             if inter else np.zeros((Z.shape[0], 0))
-        return _answers(cols, probs, list(inter))
+        return _answers(cols, probs, list(inter), tags)
     return predict
 
 # %% ../nbs/06_baselines.ipynb #055534dd
-def dnn_predictor(texts: list[str], labels: list[dict], seed: int = 0, epochs: int = 30, hidden: int = 256):
-    """The paper's discriminative DNN: a shared MLP over MUB features, one softmax head per tag and a multi-label
-    interests head."""
+def dnn_predictor(texts: list[str], labels: list[dict], seed: int = 0, epochs: int = 30, hidden: int = 256,
+                  schema: TagSchema | None = None):
+    """The paper's discriminative DNN: a shared MLP over MUB features, one softmax head per categorical tag and one
+    multi-label head over the open tags' phrases."""
     import torch
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.preprocessing import MaxAbsScaler
     seed_everything(seed)
     vec = DictVectorizer(sparse=False); scale = MaxAbsScaler()
     X = torch.tensor(scale.fit_transform(vec.fit_transform([mub_features(t) for t in texts])), dtype=torch.float32)
-    tags = [t for t in schema_tags() if t.kind == "categorical"]
+    every = (schema or load_knowledge_base().schema).tags
+    tags = [t for t in every if t.kind == "categorical"]
     classes = {t.id: sorted(set(l[t.id] for l in labels)) for t in tags}
     Y = {t.id: torch.tensor([classes[t.id].index(l[t.id]) for l in labels]) for t in tags}
-    vocab = _interest_vocab(labels)
-    Yi = torch.tensor([[i in l["interests"] for i in vocab] for l in labels], dtype=torch.float32)
+    vocab = _phrase_vocab(labels, every)
+    Yi = torch.tensor([[i in l[tag] for tag, i in vocab] for l in labels], dtype=torch.float32)
     trunk = torch.nn.Sequential(torch.nn.Linear(X.shape[1], hidden), torch.nn.ReLU(), torch.nn.Dropout(0.2),
                                 torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Dropout(0.2))
     heads = torch.nn.ModuleDict({t.id: torch.nn.Linear(hidden, len(classes[t.id])) for t in tags})
@@ -248,7 +261,7 @@ def dnn_predictor(texts: list[str], labels: list[dict], seed: int = 0, epochs: i
             h = trunk(Z)
             cols = {k: [classes[k][j] for j in heads[k](h).argmax(1).tolist()] for k in heads}
             ip = torch.sigmoid(ihead(h)).numpy() if vocab else np.zeros((len(Z), 0))
-        return _answers(cols, ip, vocab)
+        return _answers(cols, ip, vocab, every)
     return predict
 
 # %% ../nbs/06_baselines.ipynb #7f8a9b0c

@@ -136,6 +136,11 @@ class SemantizeConfig:
     high_impact: list[str] = field(default_factory=lambda: ["purchase", "order", "book",
                                                             "visit"])  # actions kept outside the recent window
     as_of: str = "2026-07-01"         # events after this instant are quarantined as future ("" = the run's clock)
+    min_ts: str = ""                  # events before this instant are quarantined ("" = none: archives are old)
+    # `source:action` pairs: more high-impact actions for one source. A source outside the built-in four that no pair
+    # names keeps every action outside the recent window (at month and year grain): its whole history
+    source_high_impact: list[str] = field(default_factory=list)
+    salient: list[str] = field(default_factory=list)  # `source:field` pairs: an `attrs` key or `price`, per entity
     max_entity_chars: int = 512       # longer entity strings are quarantined
     repeat_seconds: int = 1800        # identical consecutive events within this gap collapse into one
     bucket_rows: int = 1_000_000      # rows per temporary user partition; memory holds one partition per worker
@@ -162,6 +167,16 @@ class SemantizeConfig:
         at_least(self, 0, "repeat_seconds", "benchmark_users")
         if self.year_days <= self.recent_days:
             raise FieldError("year_days", f"must exceed recent_days ({self.recent_days}), got {self.year_days!r}")
+        for name in ("source_high_impact", "salient"):
+            bad = [p for p in getattr(self, name) if p.count(":") != 1 or not all(x.strip() for x in p.split(":"))]
+            if bad: raise FieldError(name, f"each item is `source:{'action' if 'impact' in name else 'field'}`, "
+                                           f"got {bad}")
+        if len({p.split(":")[0].strip().lower() for p in self.salient}) < len(self.salient):
+            raise FieldError("salient", f"one salient field per source, got {self.salient}")
+        if self.min_ts:
+            try: dt.datetime.fromisoformat(self.min_ts)
+            except ValueError: raise FieldError("min_ts",
+                                                f"must be empty or an ISO date/time, got {self.min_ts!r}") from None
         if self.as_of:
             try: dt.datetime.fromisoformat(self.as_of)
             except ValueError: raise FieldError("as_of",

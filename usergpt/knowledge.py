@@ -31,11 +31,13 @@ def data_path(name: str) -> Path:
     "Path of a data file shipped in `usergpt/data/`."
     return Path(str(resources.files("usergpt") / "data" / name))
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's safe loader when built with it (10x faster)
+
 def load_yaml(path: str | Path) -> Any:
     "Parse a YAML file; a syntax error names the file and line."
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except yaml.YAMLError as e:

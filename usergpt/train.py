@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import time
+from collections import Counter
 from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
@@ -31,10 +32,10 @@ from .model import (ROLE, SIDECAR, LoraSettings, ModelConfig, build_prompt, buil
 from .semantize import entity_category, parse_mub
 
 # %% auto #0
-__all__ = ['TRAIN_SCOPE', 'rationale', 'target_text', 'sft_dataset', 'pretrain_dataset', 'measure_peak_gflops', 'PeakMeter',
-           'train_flops_per_token', 'mfu_flags', 'run_key', 'wandb_report_to', 'right_padded', 'first_label',
-           'train_run', 'held_out_curve', 'label_sets', 'whole_tokens', 'build_backbone', 'truncation_record',
-           'train_stage', 'load_train', 'train_cli']
+__all__ = ['TRAIN_SCOPE', 'distribution_rationale', 'rationale', 'target_text', 'sft_dataset', 'pretrain_dataset',
+           'measure_peak_gflops', 'PeakMeter', 'train_flops_per_token', 'mfu_flags', 'run_key', 'wandb_report_to',
+           'right_padded', 'first_label', 'train_run', 'held_out_curve', 'label_sets', 'whole_tokens', 'build_backbone',
+           'truncation_record', 'train_stage', 'load_train', 'train_cli']
 
 # %% ../nbs/08_train.ipynb #61b42415
 def _newest_support(parsed: list, tag: str, value: str) -> str | None:
@@ -42,15 +43,31 @@ def _newest_support(parsed: list, tag: str, value: str) -> str | None:
     cats = evidence(tag, str(value))
     for line in reversed(parsed):  # newest first
         for e in line.categories + line.entities:
-            cat, city = entity_category(e, line.action)
+            cat, city = entity_category(e, line.action, line.source)
             if (tag == "home_city" and city == value) or (cats and cat in cats):
                 return f"{tag}: {city if tag == 'home_city' else e} [{line.time}]"
     return None
 
+def distribution_rationale(parsed: list, top: int = 3) -> str:
+    """The categories the lines show most, summed over all of them, then the salient values of the listed entities:
+    `drama ×60, comedy ×41, action ×12; rating 5 ×30, rating 4 ×22`."""
+    cats, values = Counter(), Counter()
+    for line in parsed:
+        for c, n in zip(line.categories, line.category_counts or (1,) * len(line.categories)): cats[c] += n
+        for e, n in zip(line.entities, line.entity_counts or (1,) * len(line.entities)):
+            if " · " in e: values[e.rsplit(" · ", 1)[1]] += n
+    part = lambda cnt: ", ".join(f"{k} ×{n}" for k, n in sorted(cnt.items(), key=lambda kv: (-kv[1], kv[0]))[:top])
+    return "; ".join(p for p in (part(cats), part(values)) if p)
+
+def _knows(tag: str) -> bool:
+    "Whether the knowledge base holds evidence for `tag` (the packaged schema's tags)."
+    return tag == "home_city" or bool(load_knowledge_base().evidence.get(tag))
+
 def rationale(mub_lines: list[str], labels: dict, max_items: int = 6) -> str:
     """Evidence for `labels` from MUB lines (oldest first): `tag: entity [time]` for the newest supporting line, at
-    most `max_items` tags."""
+    most `max_items` tags; for a schema without knowledge-base evidence, `distribution_rationale`."""
     parsed, items = parse_mub("\n".join(mub_lines)), []
+    if not any(map(_knows, labels)): return distribution_rationale(parsed) or "no behaviour shown"
     for tag, value in labels.items():
         if len(items) >= max_items: break
         hit = next(filter(None,
