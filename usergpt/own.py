@@ -19,10 +19,9 @@ from .config import ConfigError, atomic_write_text, cli, load_profile, seed_ever
 from .evaluate import sample_model, score_outputs
 from .knowledge import TagSchema, load_tag_schema
 from .metrics import correctness, tag_scores
-from .model import (ROLE, ModelConfig, build_tiny_qwen, load_model, mub_lines, mub_vocabulary,
-                           save_model, task_text, train_tokenizer)
-from .profiling import semantized
-from .train import pretrain_dataset, sft_dataset, target_text, train_run
+from .model import load_model, mub_lines
+from .semantize import semantized, with_options
+from .train import build_backbone, pretrain_dataset, sft_dataset, target_text, train_run
 
 # %% auto #0
 __all__ = ['read_labels', 'test_split', 'fit_own', 'fit_cli']
@@ -69,22 +68,10 @@ def _baselines(train: pd.DataFrame, test: pd.DataFrame, schema: TagSchema, prof)
     return {name: predict(list(test.mub_text)) for name, predict in systems.items()}
 
 def _backbone(prof, train: pd.DataFrame, schema: TagSchema, out: Path) -> Path:
-    "`out/base`: the tiny model with a tokenizer trained on the training users' MUB and targets (or `model_path`)."
-    cfg = prof.train
-    if cfg.model_path:
-        model, tok = load_model(cfg.model_path)
-        return save_model(model, tok, out / "base", step=0, source=cfg.model_path, config=asdict(cfg))
-    texts = list(train.mub_text[:cfg.tokenizer_users])
-    targets = [target_text(mub_lines(t), l, cfg.rationale_items) for t, l in zip(texts, train.labels)]
-    prompt = "\n".join([ROLE, task_text("tags", schema), task_text("tags", schema, False),
-                        "Behaviour (MUB), oldest first:"])
-    tok = train_tokenizer([prompt] * 100 + texts + targets, vocab_size=cfg.vocab_size, out_dir=out / "tokenizer",
-                          whole=mub_vocabulary(texts))
-    size = ModelConfig(hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
-                       num_kv_heads=cfg.num_kv_heads, intermediate_size=cfg.intermediate_size,
-                       max_positions=max(cfg.max_prompt_tokens + 512, cfg.pretrain_seq_len))
-    return save_model(build_tiny_qwen(size, tok, seed=prof.seed), tok, out / "base", step=0, config=asdict(cfg),
-                      model_config=asdict(size))
+    "`out/base`: the profile's backbone, its tokenizer trained on the training users' MUB and targets."
+    texts = list(train.mub_text[:prof.train.tokenizer_users])
+    targets = [target_text(mub_lines(t), l, prof.train.rationale_items) for t, l in zip(texts, train.labels)]
+    return build_backbone(prof.train, texts, targets, schema, out, prof.seed)
 
 # %% ../nbs/11_own.ipynb #d5a00013
 def _train_model(prof, train: pd.DataFrame, schema: TagSchema, out: Path) -> tuple[Path, dict]:
@@ -165,9 +152,7 @@ def fit_cli(events: str = None,  # your logs: a JSONL or Parquet file, or a dire
         raise ConfigError("--events PATH, --labels CSV, --schema YAML and --out DIR are required")
     if not 0 < test_share < 1: raise ConfigError(f"--test-share: must be in (0, 1), got {test_share}")
     prof = load_profile(profile, settings)
-    split = lambda v: [x.strip() for x in v.split(",") if x.strip()] if v else []
-    prof.semantize = replace(prof.semantize, salient=split(salient) or prof.semantize.salient,
-                             source_high_impact=split(high_impact) or prof.semantize.source_high_impact)
+    prof.semantize = with_options(prof.semantize, salient, high_impact)
     steps = dict(sft_steps=sft_steps, pretrain_steps=pretrain_steps)
     prof.train = replace(prof.train, **{k: v for k, v in steps.items() if v is not None})
     if samples is not None: prof.evaluate = replace(prof.evaluate, samples=samples)

@@ -22,10 +22,10 @@ from .config import ConfigError, EvaluateConfig, SemantizeConfig, check_interrup
 from .knowledge import TagSchema, load_knowledge_base, load_tag_schema
 from .metrics import parse_output
 from .model import build_prompt, load_tokenizer, make_backend
-from .semantize import load_mub, semantize
+from .semantize import semantized, with_options
 
 # %% auto #0
-__all__ = ['consensus', 'profile_users', 'semantized', 'profile_cli']
+__all__ = ['consensus', 'profile_users', 'profile_cli']
 
 # %% ../nbs/10_profile.ipynb #c4f00005
 def _key(value) -> str:
@@ -141,24 +141,6 @@ def _finish(out: Path, parts: Path, n_chunks: int, resumed: int) -> dict:
     return dict(users=len(df), ok=int((df.status == "ok").sum()) if len(df) else 0, unparsed=len(bad),
                 chunks=n_chunks, chunks_resumed=resumed)
 
-# %% ../nbs/10_profile.ipynb #c4f00013
-def _events_stamp(events: str | Path) -> str:
-    "Names, sizes and modification times of the input files (a resumed run reuses its MUB only when these match)."
-    from usergpt.semantize import _files
-    return hashlib.sha256("".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}\n"
-                                  for p in _files(events)).encode()).hexdigest()[:16]
-
-def semantized(events: str | Path, out: Path, cfg: SemantizeConfig, progress: bool = True) -> tuple[pd.DataFrame, str]:
-    "The MUB of `events` in `out` (made now, or reused when inputs and settings match); (documents, content hash)."
-    from usergpt.config import read_manifest, stage_output
-    from usergpt.semantize import _manifest
-    stamp, m = _events_stamp(events), read_manifest(out)
-    if not (m and m.get("inputs") == {"events": stamp} and m.get("config") == asdict(cfg)):
-        with stage_output(out) as tmp:
-            res = semantize(events, tmp, cfg, progress=progress)
-            m = _manifest(tmp, res, cfg, "custom", 0, {"events": stamp})
-    return load_mub(out, ["user_id", "mub_text"]), m["content_hash"]
-
 # %% ../nbs/10_profile.ipynb #c4f00014
 @cli
 def profile_cli(events: str = None,  # your logs: a JSONL or Parquet file, or a directory of them (required)
@@ -183,9 +165,7 @@ def profile_cli(events: str = None,  # your logs: a JSONL or Parquet file, or a 
     prof = load_profile(profile, settings)
     side = json.loads((model_dir / "usergpt.json").read_text()) if (model_dir / "usergpt.json").is_file() else {}
     base = SemantizeConfig(**side["semantize"]) if "semantize" in side else prof.semantize  # as the model was trained
-    split = lambda v: [x.strip() for x in v.split(",") if x.strip()] if v else []
-    scfg = replace(base, as_of="", workers=1, salient=split(salient) or base.salient,
-                   source_high_impact=split(high_impact) or base.source_high_impact)
+    scfg = with_options(base, salient, high_impact, as_of="", workers=1)
     own = model_dir / "tags.yaml"
     tags = load_tag_schema(schema or own) if schema or own.is_file() else load_knowledge_base().schema
     out.mkdir(parents=True, exist_ok=True)

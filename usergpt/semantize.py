@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import io
 import itertools
 import json
@@ -31,7 +32,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from .config import (ConfigError, FieldError, SemantizeConfig, check_interrupted, cli, load_profile,
-                            quiet_worker, stage_output, verify_stage, write_manifest)
+                            quiet_worker, read_manifest, stage_output, verify_stage, write_manifest)
 from .knowledge import SOURCES, data_path, load_knowledge_base, load_yaml
 from .pii import redact_pii
 
@@ -41,8 +42,8 @@ __all__ = ['REQUIRED', 'OPTIONAL', 'CONTRACT', 'HIDDEN_LABELS', 'INPUT_SUFFIXES'
            'item_text', 'source_name', 'source_id', 'render_line', 'parse_line', 'parse_mub', 'entity_lexicon',
            'entity_category', 'price_band', 'prepare_rows', 'evidence_categories', 'reference_tokenizer',
            'count_tokens', 'token_count', 'line_pricer', 'fit_budget', 'candidate_lines', 'build_mub', 'estimate_rows',
-           'semantize', 'timed_pass', 'fresh_timed_pass', 'semantize_stage', 'load_mub', 'semantize_cli', 'pii_scores',
-           'refinement_scores', 'evidence_units', 'evidence_retention', 'budget_curve']
+           'semantize', 'timed_pass', 'fresh_timed_pass', 'semantize_stage', 'load_mub', 'with_options', 'semantized',
+           'semantize_cli', 'pii_scores', 'refinement_scores', 'evidence_units', 'evidence_retention', 'budget_curve']
 
 # %% ../nbs/03_semantize.ipynb #79230232
 REQUIRED = ("user_id", "ts", "source", "action", "entity")           # fields every event needs
@@ -971,6 +972,34 @@ def load_mub(directory: str | Path, columns: list[str] | None = None) -> pd.Data
     verify_stage(directory, "usergpt-reproduce --stages semantize (or usergpt-semantize)")
     return pd.read_parquet(Path(directory) / "mub", columns=columns).sort_values("user_id").reset_index(drop=True)
 
+# %% ../nbs/03_semantize.ipynb #9d0e1f29
+def with_options(cfg: SemantizeConfig,
+                 salient: str | None = None,  # `source:field, …` (None: keep cfg's)
+                 high_impact: str | None = None,  # `source:action, …` for `source_high_impact` (None: keep cfg's)
+                 **fields,  # other settings; None keeps cfg's
+                 ) -> SemantizeConfig:
+    "`cfg` with a command line's semantization options; a bad value is a one-line error naming its flag."
+    split = lambda v: [x.strip() for x in v.split(",") if x.strip()] if v is not None else None
+    given = dict(fields, salient=split(salient), source_high_impact=split(high_impact))
+    try: return SemantizeConfig(**{**asdict(cfg), **{k: v for k, v in given.items() if v is not None}})
+    except FieldError as e:
+        flag = {"source_high_impact": "high_impact"}.get(e.name, e.name).replace("_", "-")
+        raise ConfigError(f"--{flag}: {e.message}") from None
+
+def _events_stamp(events: str | Path) -> str:
+    "Names, sizes and modification times of the input files (a resumed run reuses its MUB only when these match)."
+    return hashlib.sha256("".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}\n"
+                                  for p in _files(events)).encode()).hexdigest()[:16]
+
+def semantized(events: str | Path, out: Path, cfg: SemantizeConfig, progress: bool = True) -> tuple[pd.DataFrame, str]:
+    "The MUB of `events` in `out` (made now, or reused when inputs and settings match); (documents, content hash)."
+    stamp, m = _events_stamp(events), read_manifest(out)
+    if not (m and m.get("inputs") == {"events": stamp} and m.get("config") == asdict(cfg)):
+        with stage_output(out) as tmp:
+            res = semantize(events, tmp, cfg, progress=progress)
+            m = _manifest(tmp, res, cfg, "custom", 0, {"events": stamp})
+    return load_mub(out, ["user_id", "mub_text"]), m["content_hash"]
+
 # %% ../nbs/03_semantize.ipynb #9d0e1f2a
 @cli
 def semantize_cli(events: str = None,  # raw events: a JSONL or Parquet file, or a directory of them (required)
@@ -988,15 +1017,8 @@ def semantize_cli(events: str = None,  # raw events: a JSONL or Parquet file, or
     if not events or not out: raise ConfigError("--events PATH and --out DIR are required")
     out = Path(out)
     if out.exists() and not out.is_dir(): raise ConfigError(f"--out {out}: exists and is not a directory")
-    cfg = asdict(load_profile(profile, settings).semantize if profile else SemantizeConfig(as_of="", categories=True))
-    split = lambda v: [x.strip() for x in v.split(",") if x.strip()]
-    given = dict(as_of=as_of, min_ts=min_ts, max_tokens=max_tokens,
-                 source_high_impact=split(high_impact) if high_impact is not None else None,
-                 salient=split(salient) if salient is not None else None)
-    try: cfg = SemantizeConfig(**{**cfg, **{k: v for k, v in given.items() if v is not None}})
-    except FieldError as e:
-        flag = {"source_high_impact": "high_impact"}.get(e.name, e.name).replace("_", "-")
-        raise ConfigError(f"--{flag}: {e.message}") from None
+    base = load_profile(profile, settings).semantize if profile else SemantizeConfig(as_of="", categories=True)
+    cfg = with_options(base, salient, high_impact, as_of=as_of, min_ts=min_ts, max_tokens=max_tokens)
     _files(events)  # input errors before anything is written
     with stage_output(out) as tmp:
         res = semantize(events, tmp, cfg)

@@ -34,8 +34,8 @@ from .semantize import entity_category, parse_mub
 # %% auto #0
 __all__ = ['TRAIN_SCOPE', 'distribution_rationale', 'rationale', 'target_text', 'sft_dataset', 'pretrain_dataset',
            'measure_peak_gflops', 'PeakMeter', 'train_flops_per_token', 'mfu_flags', 'run_key', 'wandb_report_to',
-           'right_padded', 'first_label', 'train_run', 'held_out_curve', 'label_sets', 'whole_tokens', 'build_backbone',
-           'truncation_record', 'train_stage', 'load_train', 'train_cli']
+           'right_padded', 'first_label', 'train_run', 'held_out_curve', 'label_sets', 'whole_tokens', 'corpus_targets',
+           'build_backbone', 'truncation_record', 'train_stage', 'load_train', 'train_cli']
 
 # %% ../nbs/08_train.ipynb #61b42415
 def _newest_support(parsed: list, tag: str, value: str) -> str | None:
@@ -355,22 +355,26 @@ def whole_tokens(texts: list[str]) -> list[str]:
     kb = load_knowledge_base()
     return mub_vocabulary(texts, [c.name for c in kb.categories] + [f" @ {c.name}" for c in kb.cities])
 
-def build_backbone(cfg: TrainConfig, users: pd.DataFrame, schema: TagSchema, out_dir: Path, seed: int = 0) -> Path:
-    """Save the backbone before training as `out_dir/base`: the tiny Qwen3 with a tokenizer trained on training users,
-    or `model_path`."""
+def corpus_targets(cfg: TrainConfig, users: pd.DataFrame) -> tuple[list[str], list[str]]:
+    "The tokenizer's corpus: the first `tokenizer_users` training users' MUBs, and their targets per label source."
+    corpus = users.iloc[:cfg.tokenizer_users]
+    labels = label_sets(corpus)
+    return list(corpus.mub_text), [target_text(mub_lines(t), labels[s][i], cfg.rationale_items)
+                                   for s in cfg.label_sources for i, t in enumerate(corpus.mub_text)]
+
+def build_backbone(cfg: TrainConfig, texts: list[str], targets: list[str], schema: TagSchema, out_dir: Path,
+                   seed: int = 0) -> Path:
+    """Save the backbone before training as `out_dir/base`: the tiny Qwen3 with a tokenizer trained on MUB `texts` and
+    SFT `targets`, or `model_path`."""
     base_dir = out_dir / "base"
     if cfg.model_path:
         model, tokenizer = load_model(cfg.model_path)
         return save_model(model, tokenizer, base_dir, step=0, source=cfg.model_path, config=asdict(cfg))
-    corpus_users = users.iloc[:cfg.tokenizer_users]
-    labels = label_sets(corpus_users)
     prompt_text = "\n".join([ROLE, task_text("tags", schema), task_text("tags", schema, False),
                              task_text("summary", schema),
                              "Behaviour (MUB), oldest first:"])
-    targets = [target_text(mub_lines(t), labels[s][i], cfg.rationale_items) for s in cfg.label_sources
-               for i, t in enumerate(corpus_users.mub_text)]
-    tokenizer = train_tokenizer([prompt_text] * 100 + list(corpus_users.mub_text) + targets, vocab_size=cfg.vocab_size,
-                                out_dir=out_dir / "tokenizer", whole=whole_tokens(list(corpus_users.mub_text)))
+    tokenizer = train_tokenizer([prompt_text] * 100 + texts + targets, vocab_size=cfg.vocab_size,
+                                out_dir=out_dir / "tokenizer", whole=whole_tokens(texts))
     size = ModelConfig(hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads,
                        num_kv_heads=cfg.num_kv_heads,
                        intermediate_size=cfg.intermediate_size,
@@ -430,7 +434,8 @@ def train_stage(prof) -> dict:
           f"{meter.measure():.1f} GFLOP/s on {device} ({torch.get_num_threads()} threads, {state.num_processes} "
           f"process(es))")
     with invalidated(out_dir) if state.is_main_process else nullcontext():
-        if state.is_main_process: build_backbone(cfg, users, load_knowledge_base().schema, out_dir, seed)
+        if state.is_main_process:
+            build_backbone(cfg, *corpus_targets(cfg, users), load_knowledge_base().schema, out_dir, seed)
         state.wait_for_everyone()
         tokenizer = load_tokenizer(out_dir / "base")
         runs, start_dir = {}, out_dir / "base"
