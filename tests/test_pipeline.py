@@ -27,7 +27,8 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     out = tmp_path / "out"
     first = run_cli("usergpt-reproduce", "--profile", "smoke", "--out", str(out))
     assert all(f"[{s}] running" in first.stdout
-               for s in ("knowledge", "simulate", "semantize", "bench", "baselines", "train", "evaluate"))
+               for s in ("knowledge", "simulate", "semantize", "bench", "baselines", "train", "teachers", "curriculum",
+                         "grpo", "evaluate"))
     assert "without encryption" not in first.stdout + first.stderr  # the kernels talk over IPC, not TCP
     assert "sft_legacy: step 10/10" in first.stdout  # training's progress lines stream through
     assert "usergpt_sft_legacy in_domain: 100%" in first.stderr  # and so do the stages' progress bars
@@ -37,7 +38,25 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     assert set(metrics) >= {"knowledge", "simulate", "semantize", "bench", "tags", "train", "performance"}
     tags = metrics["tags"]
     assert {"majority", "legacy_rules", "logreg", "dnn", "logreg_gold", "dnn_gold", "untrained", "usergpt_sft_legacy",
-            "usergpt_sft_gold"} <= set(tags)
+            "usergpt_sft_gold", "usergpt_curriculum", "usergpt_df_grpo", "dnn_curriculum", "dnn_ds",
+            "dnn_pool"} <= set(tags)
+    grpo = metrics["grpo"]  # every row of the ablation ran and was scored, at equal compute
+    assert set(grpo) == {"sft", "grpo", "group_only", "sample_only", "df_grpo"}
+    assert all(set(r) >= {"avg10", "pass10", "acc_ex", "cov_ex", "kept_samples", "kept_groups"} for r in grpo.values())
+    assert grpo["grpo"]["kept_samples"] == grpo["grpo"]["kept_groups"] == 1  # no filter: every rollout kept
+    teachers = metrics["teachers"]  # 10 expert-seed users, 30 curriculum users: every question has one fate
+    assert set(teachers["panel"]) == {"legacy", "rules_yearly", "rules_recent", "seed_logreg", "seed_dnn",
+                                      "knowledge_prior", "model:train/sft_legacy"}
+    assert sum(teachers["fates"].values()) == teachers["questions"] == 30 * 18
+    assert set(metrics["curriculum"]) == {"base", "stage1", "stage2", "stage3", "mix"}
+    assert all(set(metrics["curriculum"][r]["in_domain"]) >= {"pass1", "avg", "pass_at_k", "acc_ex", "cov_ex"}
+               for r in metrics["curriculum"])
+    assert set(metrics["summary"]) == {"template", "usergpt_base", "usergpt_stage1", "usergpt_stage2",
+                                       "usergpt_stage3", "usergpt_mix"}
+    assert all(set(s) == {"acc_ex", "cov_ex", "bleu2", "bleu4", "score_sim", "judge"}
+               for s in metrics["summary"].values())
+    assert metrics["curriculum_examples"]["mix"] == sum(metrics["curriculum_examples"][s]
+                                                        for s in ("stage1", "stage2", "stage3"))
     # model rows: Avg@10 <= Pass@10, per dimension, both splits
     for system in ("untrained", "usergpt_sft_legacy", "usergpt_sft_gold"):
         for split in ("in_domain", "ood"):
@@ -50,12 +69,14 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     assert all(perf["wall_seconds"][s] > 0 for s in ("simulate", "train", "evaluate"))
     runs_dir = out / "runs" / "smoke"
     # every model directory loads as a checkpoint with its sidecar
-    for name in ("base", "pretrain", "sft_legacy", "sft_gold"):
-        model_dir = runs_dir / "train" / name
+    for name in ("train/base", "train/pretrain", "train/sft_legacy", "train/sft_gold", "curriculum/stage1",
+                 "curriculum/stage2", "curriculum/stage3", "curriculum/mix", "grpo/grpo", "grpo/group_only",
+                 "grpo/sample_only", "grpo/df_grpo"):
+        model_dir = runs_dir / name
         assert (model_dir / "model.safetensors").is_file() and (model_dir / "usergpt.json").is_file()
     import pandas as pd
     gens = pd.read_parquet(runs_dir / "evaluate" / "generations.parquet")
-    assert len(gens) == 3 * (40 + 40) * 10
+    assert len(gens) == 5 * (40 + 40) * 10
     assert all(0 <= tags[s][split]["Avg"]["avg"] <= 1 for s in ("majority", "logreg", "dnn")
                for split in ("in_domain", "ood"))
     assert tags["legacy_rules"]["in_domain"]["Avg"]["avg"] > tags["majority"]["in_domain"]["Avg"]["avg"]
@@ -75,7 +96,7 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     assert external["all"]["cases"] >= 200 and min(external["all"]["recall"], external["all"]["precision"]) >= 0.95
     assert external["PERSON"]["precision"] is None and "CREDIT_CARD" in external
     for name in ("knowledge.md", "simulation.md", "semantization.md", "bench.md", "tags.md", "training.md",
-                 "performance.md"):
+                 "performance.md", "teachers.md", "curriculum.md", "summary.md", "grpo.md"):
         assert (report / "tables" / name).read_text().startswith("# ")
     assert (report / "figures" / "simulate_user_timeline.png").stat().st_size > 10_000
     assert (report / "notebooks" / "02_simulate.ipynb").is_file()
@@ -83,7 +104,7 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     assert manifest["stage_key"] and manifest["row_counts"]["users"] == 40 and manifest["seed"] == 0
     # unchanged inputs and parameters: both stages are skipped
     second = run_cli("usergpt-reproduce", "--profile", "smoke", "--out", str(out))
-    assert second.stdout.count("skipped") >= 7 and "running" not in second.stdout
+    assert second.stdout.count("skipped") >= 10 and "running" not in second.stdout
     # skipped stages still publish their tables
     assert "usergpt_sft_legacy" in (report / "tables" / "tags.md").read_text()
     # training again from scratch, through the accelerate launcher this time, gives the same weights (same profile and
@@ -95,6 +116,13 @@ def test_reproduce_smoke_end_to_end(tmp_path):
             "--profile", "smoke", "--out", str(out))
     retrained = json.loads((runs_dir / "train" / "manifest.json").read_text())
     assert retrained["content_hash"] == train_manifest["content_hash"]
+    # the teacher panel's answers, vote, aggregation and DNN predictions, and the curriculum's models and
+    # generations, are deterministic too
+    before = {s: json.loads((runs_dir / s / "manifest.json").read_text()) for s in ("teachers", "curriculum")}
+    shutil.rmtree(runs_dir / "curriculum")  # its finished runs would otherwise be kept as they are
+    run_cli("usergpt-reproduce", "--profile", "smoke", "--out", str(out), "--stages", "teachers,curriculum", "--force")
+    for s, m in before.items():
+        assert json.loads((runs_dir / s / "manifest.json").read_text())["content_hash"] == m["content_hash"], s
     # --force with a stage subset re-runs just that stage, with identical artifacts
     third = run_cli("usergpt-reproduce", "--profile", "smoke", "--out", str(out), "--stages", "simulate", "--force")
     assert "[simulate] running" in third.stdout and all(f"[{s}]" not in third.stdout

@@ -184,7 +184,7 @@ def majority_predictor(labels: list[dict], schema: TagSchema | None = None):
 
 def _phrase_vocab(labels: list[dict], tags) -> list[tuple[str, str]]:
     "The (open tag, phrase) pairs the training labels use, tag by tag, phrases sorted."
-    return [(t.id, i) for t in tags if t.kind == "open" for i in sorted({i for l in labels for i in l[t.id]})]
+    return [(t.id, i) for t in tags if t.kind == "open" for i in sorted({i for l in labels for i in l[t.id] or ()})]
 
 def _answers(columns: dict[str, list], phrase_probs: np.ndarray, phrases: list[tuple[str, str]], tags) -> list[dict]:
     "One answer per row from per-tag predicted values and phrase probabilities (each open tag: its two most probable)."
@@ -227,7 +227,7 @@ def logreg_predictor(texts: list[str], labels: list[dict], seed: int = 0, schema
 def dnn_predictor(texts: list[str], labels: list[dict], seed: int = 0, epochs: int = 30, hidden: int = 256,
                   schema: TagSchema | None = None):
     """The paper's discriminative DNN: a shared MLP over MUB features, one softmax head per categorical tag and one
-    multi-label head over the open tags' phrases."""
+    multi-label head over the open tags' phrases. A label None leaves that (user, tag) out of the loss."""
     import torch
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.preprocessing import MaxAbsScaler
@@ -236,10 +236,14 @@ def dnn_predictor(texts: list[str], labels: list[dict], seed: int = 0, epochs: i
     X = torch.tensor(scale.fit_transform(vec.fit_transform([mub_features(t) for t in texts])), dtype=torch.float32)
     every = (schema or load_knowledge_base().schema).tags
     tags = [t for t in every if t.kind == "categorical"]
-    classes = {t.id: sorted(set(l[t.id] for l in labels)) for t in tags}
-    Y = {t.id: torch.tensor([classes[t.id].index(l[t.id]) for l in labels]) for t in tags}
+    classes = {t.id: sorted(set(l[t.id] for l in labels if l[t.id] is not None)) for t in tags}
+    if empty := [k for k, v in classes.items() if not v]: raise ValueError(f"no training label for {empty}")
+    Y = {t.id: torch.tensor([classes[t.id].index(l[t.id]) if l[t.id] is not None else -100 for l in labels])
+         for t in tags}
     vocab = _phrase_vocab(labels, every)
-    Yi = torch.tensor([[i in l[tag] for tag, i in vocab] for l in labels], dtype=torch.float32)
+    Yi = torch.tensor([[i in (l[tag] or ()) for tag, i in vocab] for l in labels], dtype=torch.float32)
+    seen = torch.tensor([[l[tag] is not None for tag, _ in vocab] for l in labels], dtype=torch.float32)
+    masked = bool((seen == 0).any())
     trunk = torch.nn.Sequential(torch.nn.Linear(X.shape[1], hidden), torch.nn.ReLU(), torch.nn.Dropout(0.2),
                                 torch.nn.Linear(hidden, hidden), torch.nn.ReLU(), torch.nn.Dropout(0.2))
     heads = torch.nn.ModuleDict({t.id: torch.nn.Linear(hidden, len(classes[t.id])) for t in tags})
@@ -251,8 +255,13 @@ def dnn_predictor(texts: list[str], labels: list[dict], seed: int = 0, epochs: i
         trunk.train()
         for idx in torch.randperm(len(X), generator=gen).split(64):
             h = trunk(X[idx])
-            loss = sum(torch.nn.functional.cross_entropy(heads[k](h), Y[k][idx]) for k in heads)
-            if vocab: loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(ihead(h), Yi[idx])
+            loss = sum(torch.nn.functional.cross_entropy(heads[k](h), Y[k][idx]) for k in heads
+                       if (Y[k][idx] >= 0).any())  # a batch with none of a tag's labels skips its head
+            if vocab and masked:
+                w = seen[idx]
+                loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(
+                    ihead(h), Yi[idx], weight=w, reduction="sum") / w.sum().clamp(min=1)
+            elif vocab: loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(ihead(h), Yi[idx])
             opt.zero_grad(); loss.backward(); opt.step()
     trunk.eval()
     def predict(new_texts: list[str]) -> list[dict]:

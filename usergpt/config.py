@@ -34,12 +34,12 @@ import numpy as np
 # %% auto #0
 __all__ = ['PII_ENTITIES', 'PHONE_REGIONS', 'LORA_MODULES', 'LABEL_SOURCES', 'STAGE_CONFIGS', 'DEFAULT_SCOPE', 'MANIFEST',
            'ConfigError', 'FieldError', 'at_least', 'a_rate', 'one_of', 'check_types', 'SimulateConfig',
-           'SemantizeConfig', 'BenchConfig', 'BaselinesConfig', 'TrainConfig', 'EvaluateConfig', 'Profile',
-           'find_settings', 'load_profile', 'derive_seed', 'seed_everything', 'atomic_write_bytes', 'atomic_write_text',
-           'plain', 'write_json', 'file_sha256', 'files_content_hash', 'scoped_files', 'dir_content_hash', 'git_sha',
-           'package_versions', 'write_manifest', 'read_manifest', 'StageOutputError', 'recover_stage_dir',
-           'stage_output', 'invalidated', 'verify_stage', 'check_interrupted', 'run_cli', 'cli', 'quiet_worker',
-           'markdown_table', 'StageReport']
+           'SemantizeConfig', 'BenchConfig', 'BaselinesConfig', 'TrainConfig', 'EvaluateConfig', 'TeachersConfig',
+           'CurriculumConfig', 'GrpoConfig', 'Profile', 'find_settings', 'load_profile', 'derive_seed',
+           'seed_everything', 'atomic_write_bytes', 'atomic_write_text', 'plain', 'write_json', 'file_sha256',
+           'files_content_hash', 'scoped_files', 'dir_content_hash', 'git_sha', 'package_versions', 'write_manifest',
+           'read_manifest', 'StageOutputError', 'recover_stage_dir', 'stage_output', 'invalidated', 'verify_stage',
+           'check_interrupted', 'run_cli', 'cli', 'quiet_worker', 'markdown_table', 'StageReport']
 
 # %% ../nbs/00_config.ipynb #a2b4f219
 class ConfigError(ValueError):
@@ -283,10 +283,76 @@ class EvaluateConfig:
         at_least(self, 0, "temperature", "users")
         if not 0 < self.top_p <= 1: raise FieldError("top_p", f"must be in (0, 1], got {self.top_p!r}")
 
+# %% ../nbs/00_config.ipynb #7ea1c0d2
+@dataclass
+class TeachersConfig:
+    "Settings of the teacher panel, its vote and the curriculum data (DESIGN §1.3)."
+    expert_users: int = 200           # training users with gold labels (the expert seed): they train the seed teachers
+                                      # and rank the panel; kept out of the curriculum data
+    stage1_min: int = 4               # teachers agreeing with the pseudo-label for Stage 1 (fewer but one: Stage 2)
+    prior_evidence: float = 100.0     # knowledge-prior teacher: events a MUB's category shares count as
+    models: list[str] = field(default_factory=list)  # local checkpoints joining the panel (relative to runs/<profile>/)
+    base_model: str = "train/sft_legacy"  # the model whose samples the low-entropy filter reads ("" = no filter)
+    entropy_users: int = 0            # curriculum users the filter samples (0 = all of them)
+    entropy_samples: int = 4          # samples per user (k): a question all k answer like its label is dropped
+
+    def __post_init__(self):
+        check_types(self)
+        at_least(self, 10, "expert_users")
+        at_least(self, 1, "stage1_min", "entropy_samples")
+        at_least(self, 0, "prior_evidence", "entropy_users")
+
+# %% ../nbs/00_config.ipynb #8fb2d1e3
+@dataclass
+class CurriculumConfig:
+    "Settings of curriculum SFT (Stages 1-3 in order, and the same data in random order) and its evaluation."
+    start: str = "train/sft_legacy"   # the model it starts from (relative to runs/<profile>/): the `base` row
+    stage1_steps: int = 100           # optimizer steps on Stage 1 (standard questions)
+    stage2_steps: int = 100           # optimizer steps on Stage 2 (disputed questions, re-synthesised)
+    stage3_steps: int = 100           # optimizer steps on Stage 3 (summaries, with a Stage-2 subset)
+    lr: float = 1e-3                  # peak learning rate of every stage (cosine schedule with the train warm-up)
+    stage2_mix: float = 1.0           # share of Stage 2's examples mixed into Stage 3 against forgetting
+    eval_users: int = 40              # users per bench split every row answers (nested stratified subset; 0 = all)
+    summary_tokens: int = 256         # generation budget of one summary
+
+    def __post_init__(self):
+        check_types(self)
+        at_least(self, 0, "stage1_steps", "stage2_steps", "stage3_steps", "eval_users")
+        at_least(self, 16, "summary_tokens")
+        a_rate(self, "stage2_mix")
+        if self.lr <= 0: raise FieldError("lr", f"must be positive, got {self.lr!r}")
+
+# %% ../nbs/00_config.ipynb #9ac3e2f4
+@dataclass
+class GrpoConfig:
+    "Settings of DF-GRPO and its ablation (GRPO, group filter only, sample filter only, both) at equal compute."
+    start: str = "curriculum/stage3"  # the SFT model it starts from (relative to runs/<profile>/): the `sft` row
+    steps: int = 30                   # optimizer steps per row (one generation batch each)
+    prompts_per_step: int = 4         # prompts per step
+    group_size: int = 4               # rollouts per prompt (the GRPO group)
+    lr: float = 1e-4                  # learning rate (constant)
+    beta: float = 0.04                # KL weight to the reference (starting) model
+    eps_low: float = 0.05             # group filter: a group whose mean task reward is below this is dropped
+    eps_high: float = 0.95            # ... and above this (solved already)
+    users: int = 64                   # RL prompts, one per curriculum user (seeded order)
+    summary_share: float = 0.5        # share of the prompts that ask for the summary (the rest: the tags)
+    max_completion_tokens: int = 192  # rollout length limit (a longer rollout is truncated)
+    eval_users: int = 40              # users per bench split every row answers (nested stratified subset; 0 = all)
+
+    def __post_init__(self):
+        check_types(self)
+        at_least(self, 1, "steps", "prompts_per_step", "users", "max_completion_tokens")
+        at_least(self, 2, "group_size")
+        at_least(self, 0, "beta", "eval_users")
+        a_rate(self, "eps_low", "eps_high", "summary_share")
+        if self.eps_low > self.eps_high: raise FieldError("eps_low", f"must not exceed eps_high ({self.eps_high})")
+        if self.lr <= 0: raise FieldError("lr", f"must be positive, got {self.lr!r}")
+
 # %% ../nbs/00_config.ipynb #e4f5a6b7
 STAGE_CONFIGS: dict[str, type] = {"simulate": SimulateConfig, "semantize": SemantizeConfig, "bench": BenchConfig,
                                   # INI namespace -> config dataclass
-                                  "baselines": BaselinesConfig, "train": TrainConfig, "evaluate": EvaluateConfig}
+                                  "baselines": BaselinesConfig, "train": TrainConfig, "teachers": TeachersConfig,
+                                  "curriculum": CurriculumConfig, "grpo": GrpoConfig, "evaluate": EvaluateConfig}
 
 @dataclass
 class Profile:
@@ -294,13 +360,17 @@ class Profile:
     name: str                         # settings.ini section
     seed: int = 0                     # master seed; every stage derives its randomness from it
     stages: list[str] = field(default_factory=lambda: ["knowledge", "simulate", "semantize", "bench", "baselines",
-                                                       "train", "evaluate"])  # pipeline stages, in order
+                                                       "train", "teachers", "curriculum", "grpo", "evaluate"]
+                                            )  # pipeline stages, in order
     root: Path = Path(".")            # project root: runs/ and reports/ live under it
     simulate: SimulateConfig = field(default_factory=SimulateConfig)  # simulator settings
     semantize: SemantizeConfig = field(default_factory=SemantizeConfig)  # semantization settings
     bench: BenchConfig = field(default_factory=BenchConfig)  # benchmark size
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)  # baselines settings
     train: TrainConfig = field(default_factory=TrainConfig)  # model training settings
+    teachers: TeachersConfig = field(default_factory=TeachersConfig)  # teacher panel and curriculum data settings
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)  # curriculum SFT settings
+    grpo: GrpoConfig = field(default_factory=GrpoConfig)  # DF-GRPO settings
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)  # model evaluation settings
 
     @property

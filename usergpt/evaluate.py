@@ -17,7 +17,8 @@ from tqdm import tqdm
 
 from .baselines import legacy_labels
 from .bench import load_bench_stage
-from .config import EvaluateConfig, derive_seed, seed_everything, stage_output, verify_stage, write_manifest
+from .config import (EvaluateConfig, derive_seed, read_manifest, seed_everything, stage_output, verify_stage,
+                            write_manifest)
 from .knowledge import TagSchema, load_knowledge_base
 from .metrics import correctness, tag_scores
 from .model import build_prompt, load_tokenizer, make_backend, mub_lines
@@ -64,10 +65,18 @@ def score_outputs(outputs: list[list[str]], golds: list[dict], schema: TagSchema
 
 # %% ../nbs/09_evaluate.ipynb #4d5e6f7a
 def model_systems(prof) -> dict[str, Path]:
-    "System name -> model directory: the untrained backbone (when configured) and one SFT model per label source."
+    """System name -> model directory: the untrained backbone (when configured), one SFT model per label source, and
+    the curriculum's and DF-GRPO's final models once those stages have run."""
     train_dir = prof.stage_dir("train")
+    final = {}
+    if read_manifest(prof.stage_dir("curriculum")) is not None:
+        from usergpt.curriculum import load_curriculum
+        final = {"usergpt_curriculum": Path(load_curriculum(prof.stage_dir("curriculum"))["models"]["stage3"])}
+    if read_manifest(prof.stage_dir("grpo")) is not None:
+        from usergpt.grpo import load_grpo
+        final["usergpt_df_grpo"] = Path(load_grpo(prof.stage_dir("grpo"))["models"]["df_grpo"])
     return ({"untrained": train_dir / "base"} if prof.evaluate.include_untrained else {}) | \
-        {f"usergpt_sft_{s}": train_dir / f"sft_{s}" for s in prof.train.label_sources}
+        {f"usergpt_sft_{s}": train_dir / f"sft_{s}" for s in prof.train.label_sources} | final
 
 def rules_in_prompt(texts: list[str], golds: list[dict], tokenizer, schema: TagSchema, cfg_train) -> dict:
     "Tag scores of the legacy labeller reading only the MUB lines a prompt keeps."
@@ -109,5 +118,6 @@ def evaluate_stage(prof) -> dict:
         gens.to_parquet(out / "generations.parquet", index=False)
         write_manifest(out, "evaluate", prof.name, prof.seed, cfg, {"systems": len(systems), "generations": len(gens)},
                        inputs={s: verify_stage(prof.stage_dir(s))["content_hash"]
-                               for s in ("bench", "baselines", "train")})
+                               for s in ("bench", "baselines", "train", "teachers", "curriculum", "grpo")
+                               if s in ("bench", "baselines", "train") or read_manifest(prof.stage_dir(s))})
     return dict(results=results, perf=perf, in_prompt=in_prompt, bench=bench)

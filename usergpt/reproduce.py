@@ -38,6 +38,7 @@ class Stage:
     reads: tuple = ()         # settings namespaces it reads (their values are part of its key)
     inputs: tuple = ()        # upstream stages whose artifacts it reads
     metrics_key: str = ""     # its key in reports/<profile>/metrics.json (default: its name; "*": its own keys)
+    optional: tuple = ()      # upstream stages it reads once they have run
 
 STAGES: tuple[Stage, ...] = (
     Stage("knowledge", "01_knowledge.ipynb"),
@@ -46,7 +47,13 @@ STAGES: tuple[Stage, ...] = (
     Stage("bench", "05_bench.ipynb", ("bench",)),
     Stage("baselines", "06_baselines.ipynb", ("baselines",), ("simulate", "semantize", "bench"), metrics_key="tags"),
     Stage("train", "08_train.ipynb", ("train",), ("simulate", "semantize", "baselines")),
-    Stage("evaluate", "09_evaluate.ipynb", ("evaluate", "train"), ("bench", "baselines", "train"), metrics_key="*"),
+    Stage("teachers", "08a_teachers.ipynb", ("teachers", "baselines", "train", "evaluate"),
+          ("simulate", "semantize", "bench", "baselines", "train")),
+    Stage("curriculum", "08b_curriculum.ipynb", ("curriculum", "train", "evaluate"),
+          ("semantize", "bench", "baselines", "train", "teachers"), metrics_key="*"),
+    Stage("grpo", "08c_grpo.ipynb", ("grpo", "train", "evaluate"), ("bench", "teachers", "curriculum")),
+    Stage("evaluate", "09_evaluate.ipynb", ("evaluate", "train"), ("bench", "baselines", "train"), metrics_key="*",
+          optional=("teachers", "curriculum", "grpo")),
 )
 STAGE_BY_NAME = {s.name: s for s in STAGES}
 PARAMETERS = ("profile", "settings", "root")  # what papermill passes to every stage notebook
@@ -135,7 +142,7 @@ def run_stage(stage: Stage, prof: Profile, settings: Path, nbs_dir: Path, force:
     notebook = nbs_dir / stage.notebook
     if not notebook.is_file(): raise StageFailed(f"stage {stage.name}: notebook {notebook} not found")
     upstream = {}
-    for name in stage.inputs:
+    for name in stage.inputs + tuple(s for s in stage.optional if read_manifest(prof.stage_dir(s))):
         m = read_manifest(prof.stage_dir(name))
         if m is None:
             raise StageFailed(f"stage {stage.name} needs stage {name} first: run with --stages {name},{stage.name}")
