@@ -65,7 +65,7 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     perf = metrics["performance"]
     assert (perf["peak_gflops"] > 0 and perf["train"]["sft_legacy"]["tokens_per_second"] > 0
             and 0 < perf["train"]["sft_legacy"]["mfu"] < 1)
-    assert perf["generation"]["usergpt_sft_legacy"]["in_domain"]["sequences"] == 40 * 10
+    assert perf["generation"]["usergpt_sft_legacy"]["in_domain"]["sequences"] == 20 * 10  # evaluate.users = 20
     assert all(perf["wall_seconds"][s] > 0 for s in ("simulate", "train", "evaluate"))
     runs_dir = out / "runs" / "smoke"
     # every model directory loads as a checkpoint with its sidecar
@@ -76,7 +76,7 @@ def test_reproduce_smoke_end_to_end(tmp_path):
         assert (model_dir / "model.safetensors").is_file() and (model_dir / "usergpt.json").is_file()
     import pandas as pd
     gens = pd.read_parquet(runs_dir / "evaluate" / "generations.parquet")
-    assert len(gens) == 5 * (40 + 40) * 10
+    assert len(gens) == 5 * (20 + 20) * 10
     assert all(0 <= tags[s][split]["Avg"]["avg"] <= 1 for s in ("majority", "logreg", "dnn")
                for split in ("in_domain", "ood"))
     assert tags["legacy_rules"]["in_domain"]["Avg"]["avg"] > tags["majority"]["in_domain"]["Avg"]["avg"]
