@@ -38,8 +38,10 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     assert set(metrics) >= {"knowledge", "simulate", "semantize", "bench", "tags", "train", "performance"}
     tags = metrics["tags"]
     assert {"majority", "legacy_rules", "logreg", "dnn", "logreg_gold", "dnn_gold", "untrained", "usergpt_sft_legacy",
-            "usergpt_sft_gold", "usergpt_curriculum", "usergpt_df_grpo", "dnn_curriculum", "dnn_ds",
-            "dnn_pool"} <= set(tags)
+            "usergpt_sft_gold", "usergpt_curriculum", "usergpt_df_grpo"} <= set(tags)
+    # the DNN on the curriculum labels and its controls: in the teachers' metrics and beside `dnn` in tags.md
+    assert {"dnn", "dnn_curriculum", "dnn_ds", "dnn_pool"} <= set(metrics["teachers"]["dnn"])
+    assert all(f"| {s} |" in (report / "tables" / "tags.md").read_text() for s in ("dnn_curriculum", "dnn_ds"))
     grpo = metrics["grpo"]  # every row of the ablation ran and was scored, at equal compute
     assert set(grpo) == {"sft", "grpo", "group_only", "sample_only", "df_grpo"}
     assert all(set(r) >= {"avg10", "pass10", "acc_ex", "cov_ex", "kept_samples", "kept_groups"} for r in grpo.values())
