@@ -55,7 +55,7 @@ def test_reproduce_smoke_end_to_end(tmp_path):
                for r in metrics["curriculum"])
     assert set(metrics["summary"]) == {"template", "usergpt_base", "usergpt_stage1", "usergpt_stage2",
                                        "usergpt_stage3", "usergpt_mix"}
-    assert all(set(s) == {"acc_ex", "cov_ex", "bleu2", "bleu4", "score_sim", "judge"}
+    assert all(set(s) >= {"acc_ex", "cov_ex", "bleu2", "bleu4", "score_sim", "judge"}
                for s in metrics["summary"].values())
     assert metrics["curriculum_examples"]["mix"] == sum(metrics["curriculum_examples"][s]
                                                         for s in ("stage1", "stage2", "stage3"))
