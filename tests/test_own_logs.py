@@ -151,6 +151,30 @@ def test_profile_and_fit_commands(example, tmp_path):
     assert bad.returncode == 2 and "labels.csv: row 7, field era: 'modern' is not one of classic, recent" in bad.stderr
 
 
+def test_incremental_profile_updates_the_previous_profiles(example, tmp_path):
+    """`--previous`: only the new events are semantized and profiled (into new_events/), and the output holds every
+    user of either run, each previous row updated tag by tag (`updated`)."""
+    d, paths = example
+    model = _tiny_model(pd.read_parquet(d / "sem" / "mub"), tmp_path / "model")
+    events = pd.read_json(paths["events"], lines=True)
+    history, recent = profiling.split_history(events, 30)
+    write_jsonl(history, tmp_path / "history.jsonl")
+    write_jsonl(recent[recent.user_id.isin(sorted(recent.user_id.unique())[:10])], tmp_path / "new.jsonl")
+    common = ["--model", str(model), "--schema", str(paths["schema"]), "--salient", "movies:rating"]
+    run_cli("usergpt-profile", "--events", str(tmp_path / "history.jsonl"), "--out", str(tmp_path / "t0"), *common)
+    res = run_cli("usergpt-profile", "--events", str(tmp_path / "new.jsonl"), "--previous", str(tmp_path / "t0"),
+                  "--out", str(tmp_path / "t1"), "--max-tokens", "100", *common)
+    prev, new = (pd.read_parquet(tmp_path / p / "profiles.parquet") for p in ("t0", "t1/new_events"))
+    merged = pd.read_parquet(tmp_path / "t1" / "profiles.parquet")
+    assert len(new) == 10 and list(merged.user_id) == list(prev.user_id) == sorted(events.user_id.unique())
+    assert "updated 0 of 40 profiles" in res.stdout  # an untrained model's answers never parse: nothing changes
+    tags = load_tag_schema(paths["schema"]).ids
+    assert merged[tags].equals(prev[tags]) and set(merged.updated) == {"[]"}
+    bad = run_cli("usergpt-profile", "--events", str(tmp_path / "new.jsonl"), "--previous", str(tmp_path / "none"),
+                  "--out", str(tmp_path / "t2"), *common, check=False)
+    assert bad.returncode == 2 and "--previous" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
 def test_the_example_is_deterministic():
     a, la = ratings_log(30, seed=11)
     b, lb = ratings_log(30, seed=11)

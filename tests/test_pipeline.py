@@ -28,7 +28,7 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     first = run_cli("usergpt-reproduce", "--profile", "smoke", "--out", str(out))
     assert all(f"[{s}] running" in first.stdout
                for s in ("knowledge", "simulate", "semantize", "bench", "baselines", "train", "teachers", "curriculum",
-                         "grpo", "evaluate"))
+                         "grpo", "incremental", "evaluate"))
     assert "without encryption" not in first.stdout + first.stderr  # the kernels talk over IPC, not TCP
     assert "sft_legacy: step 10/10" in first.stdout  # training's progress lines stream through
     assert "usergpt_sft_legacy in_domain: 100%" in first.stderr  # and so do the stages' progress bars
@@ -57,6 +57,9 @@ def test_reproduce_smoke_end_to_end(tmp_path):
                                        "usergpt_stage3", "usergpt_mix"}
     assert all(set(s) >= {"acc_ex", "cov_ex", "bleu2", "bleu4", "score_sim", "judge"}
                for s in metrics["summary"].values())
+    inc = metrics["incremental"]  # the update against a full recompute: its cost and agreement, measured
+    assert inc["users"] == 8 and 0 <= inc["agreement"] <= 1 and 0 < inc["token_ratio"] and 0 < inc["time_ratio"]
+    assert (out / "runs" / "smoke" / "incremental" / "incremental" / "profiles.parquet").is_file()
     assert metrics["curriculum_examples"]["mix"] == sum(metrics["curriculum_examples"][s]
                                                         for s in ("stage1", "stage2", "stage3"))
     # model rows: Avg@10 <= Pass@10, per dimension, both splits
@@ -98,6 +101,7 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     assert external["all"]["cases"] >= 200 and min(external["all"]["recall"], external["all"]["precision"]) >= 0.95
     assert external["PERSON"]["precision"] is None and "CREDIT_CARD" in external
     for name in ("knowledge.md", "simulation.md", "semantization.md", "bench.md", "tags.md", "training.md",
+                 "incremental.md",
                  "performance.md", "teachers.md", "curriculum.md", "summary.md", "grpo.md"):
         assert (report / "tables" / name).read_text().startswith("# ")
     assert (report / "figures" / "simulate_user_timeline.png").stat().st_size > 10_000

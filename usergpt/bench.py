@@ -23,7 +23,8 @@ from .knowledge import data_path
 # %% auto #0
 __all__ = ['FROZEN_USERS', 'BENCH_DIR_NAME', 'TRAIN_PREFIX', 'SPLITS', 'split_configs', 'stratified_pick',
            'assert_disjoint_from_training', 'build_split', 'build_bench', 'frozen_dir', 'verify_bench', 'load_bench',
-           'frozen_semantization', 'same_semantization', 'resemantize', 'bench_stage', 'load_bench_stage', 'bench_cli']
+           'frozen_semantization', 'same_semantization', 'bench_events', 'resemantize', 'bench_stage',
+           'load_bench_stage', 'bench_cli']
 
 # %% ../nbs/05_bench.ipynb #ff693a42
 FROZEN_USERS = 300                   # users per frozen split
@@ -142,11 +143,9 @@ def same_semantization(a: SemantizeConfig, b: SemantizeConfig) -> bool:
     keep = lambda c: {k: v for k, v in asdict(c).items() if k not in _OPERATIONAL}
     return keep(a) == keep(b)
 
-def resemantize(df: pd.DataFrame, split: str, cfg: SemantizeConfig) -> pd.DataFrame:
-    "The users of `df` (one frozen split) simulated again and semantized with `cfg`: user_id, mub_text, n_lines."
+def bench_events(df: pd.DataFrame, split: str):
+    "The raw events of the users of `df` (one frozen split), simulated again and checked against their frozen gold."
     import pyarrow as pa
-    import pyarrow.parquet as pq
-    from usergpt.semantize import load_mub, semantize
     from usergpt.simulate import get_world, simulate_user
     readme = json.loads((frozen_dir() / "README.json").read_text())
     sim = SimulateConfig(**readme["splits"][split])
@@ -159,8 +158,15 @@ def resemantize(df: pd.DataFrame, split: str, cfg: SemantizeConfig) -> pd.DataFr
                                    "knowledge base changed since the benchmark was frozen; rebuild it with "
                                    "usergpt-bench --build")
         tables.append(events)
+    return pa.concat_tables(tables)
+
+def resemantize(df: pd.DataFrame, split: str, cfg: SemantizeConfig) -> pd.DataFrame:
+    "The users of `df` (one frozen split) simulated again and semantized with `cfg`: user_id, mub_text, n_lines."
+    import pyarrow.parquet as pq
+    from usergpt.semantize import load_mub, semantize
+    readme = json.loads((frozen_dir() / "README.json").read_text())
     with tempfile.TemporaryDirectory() as work:
-        pq.write_table(pa.concat_tables(tables), Path(work) / "events.parquet")
+        pq.write_table(bench_events(df, split), Path(work) / "events.parquet")
         res = semantize(Path(work) / "events.parquet", Path(work) / "out", replace(cfg, as_of=""), progress=False)
         write_manifest(Path(work) / "out", "semantize", "bench", readme["seed"], cfg,
                        {"users": res["counts"]["users_with_mub"]})

@@ -35,11 +35,11 @@ import numpy as np
 __all__ = ['PII_ENTITIES', 'PHONE_REGIONS', 'LORA_MODULES', 'LABEL_SOURCES', 'STAGE_CONFIGS', 'DEFAULT_SCOPE', 'MANIFEST',
            'ConfigError', 'FieldError', 'at_least', 'a_rate', 'one_of', 'check_types', 'SimulateConfig',
            'SemantizeConfig', 'BenchConfig', 'BaselinesConfig', 'TrainConfig', 'EvaluateConfig', 'TeachersConfig',
-           'CurriculumConfig', 'GrpoConfig', 'Profile', 'find_settings', 'load_profile', 'derive_seed',
-           'seed_everything', 'atomic_write_bytes', 'atomic_write_text', 'plain', 'write_json', 'file_sha256',
-           'files_content_hash', 'scoped_files', 'dir_content_hash', 'git_sha', 'package_versions', 'write_manifest',
-           'read_manifest', 'StageOutputError', 'recover_stage_dir', 'stage_output', 'invalidated', 'verify_stage',
-           'check_interrupted', 'run_cli', 'cli', 'quiet_worker', 'markdown_table', 'StageReport']
+           'CurriculumConfig', 'GrpoConfig', 'IncrementalConfig', 'Profile', 'find_settings', 'load_profile',
+           'derive_seed', 'seed_everything', 'atomic_write_bytes', 'atomic_write_text', 'plain', 'write_json',
+           'file_sha256', 'files_content_hash', 'scoped_files', 'dir_content_hash', 'git_sha', 'package_versions',
+           'write_manifest', 'read_manifest', 'StageOutputError', 'recover_stage_dir', 'stage_output', 'invalidated',
+           'verify_stage', 'check_interrupted', 'run_cli', 'cli', 'quiet_worker', 'markdown_table', 'StageReport']
 
 # %% ../nbs/00_config.ipynb #a2b4f219
 class ConfigError(ValueError):
@@ -348,11 +348,29 @@ class GrpoConfig:
         if self.eps_low > self.eps_high: raise FieldError("eps_low", f"must not exceed eps_high ({self.eps_high})")
         if self.lr <= 0: raise FieldError("lr", f"must be positive, got {self.lr!r}")
 
+# %% ../nbs/00_config.ipynb #a7c1e0f2
+@dataclass
+class IncrementalConfig:
+    "Incremental profiling (profile_t from profile_t-1 and the new events), measured against a full recompute."
+    model: str = "train/sft_legacy"   # the model that profiles (relative to runs/<profile>/)
+    users: int = 60                   # in-domain bench users it is measured on (nested stratified subset)
+    days: int = 30                    # the new events: each user's last `days` days; the previous profile read the rest
+    samples: int = 4                  # samples per user: their agreement is each tag's confidence
+    min_confidence: float = 0.5       # a new answer with less agreement than this never replaces the previous one
+    max_tokens: int = 300             # token budget of the new events' MUB (reference tokens; 0: the profile's budget)
+
+    def __post_init__(self):
+        check_types(self)
+        at_least(self, 1, "users", "days", "samples")
+        at_least(self, 0, "max_tokens")
+        a_rate(self, "min_confidence")
+
 # %% ../nbs/00_config.ipynb #e4f5a6b7
 STAGE_CONFIGS: dict[str, type] = {"simulate": SimulateConfig, "semantize": SemantizeConfig, "bench": BenchConfig,
                                   # INI namespace -> config dataclass
                                   "baselines": BaselinesConfig, "train": TrainConfig, "teachers": TeachersConfig,
-                                  "curriculum": CurriculumConfig, "grpo": GrpoConfig, "evaluate": EvaluateConfig}
+                                  "curriculum": CurriculumConfig, "grpo": GrpoConfig, "evaluate": EvaluateConfig,
+                                  "incremental": IncrementalConfig}
 
 @dataclass
 class Profile:
@@ -360,7 +378,8 @@ class Profile:
     name: str                         # settings.ini section
     seed: int = 0                     # master seed; every stage derives its randomness from it
     stages: list[str] = field(default_factory=lambda: ["knowledge", "simulate", "semantize", "bench", "baselines",
-                                                       "train", "teachers", "curriculum", "grpo", "evaluate"]
+                                                       "train", "teachers", "curriculum", "grpo", "incremental",
+                                                       "evaluate"]
                                             )  # pipeline stages, in order
     root: Path = Path(".")            # project root: runs/ and reports/ live under it
     simulate: SimulateConfig = field(default_factory=SimulateConfig)  # simulator settings
@@ -372,6 +391,7 @@ class Profile:
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)  # curriculum SFT settings
     grpo: GrpoConfig = field(default_factory=GrpoConfig)  # DF-GRPO settings
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)  # model evaluation settings
+    incremental: IncrementalConfig = field(default_factory=IncrementalConfig)  # incremental profiling settings
 
     @property
     def run_dir(self) -> Path:

@@ -173,9 +173,9 @@ def summary_row(summaries: list[str], golds: list[dict], schema: TagSchema) -> d
 def score_model(model_dir: Path, bench: dict, schema: TagSchema, prof, name: str,
                 scope: str = "curriculum") -> tuple[dict, list]:
     "Tags (Pass@1, Avg@k, Pass@k per split) and summary scores of one model, and its generations (seeds per `scope`)."
+    from usergpt.evaluate import sample_model  # evaluate reads this stage's results: imported when called
     out, gens = {}, []
     for split, df in bench.items():
-        from usergpt.evaluate import sample_model
         golds = [json.loads(g) for g in df.gold]
         outs, _ = sample_model(model_dir, list(df.mub_text), schema, prof.evaluate, prof.train.max_prompt_tokens,
                                seed=derive_seed(prof.seed, scope, name, split), desc=f"{name} {split}",

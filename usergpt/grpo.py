@@ -55,8 +55,7 @@ def reward_functions(schema: TagSchema, tokenizer=None) -> list:
         for c, t, lab in zip(texts(completions, completion_ids), task, labels):
             if t != "summary": out.append(None); continue
             text = (parse_output(c, schema, task="summary").answer or {}).get("summary", "")
-            gold = {k: v for k, v in json.loads(lab).items()}
-            out.append(float(np.mean(list(judge.score(text, gold).values()))) / 10)
+            out.append(float(np.mean(list(judge.score(text, json.loads(lab)).values()))) / 10)
         return out
     return [format_reward, accuracy_reward, summary_reward]
 

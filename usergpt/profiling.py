@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -18,14 +19,15 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from .config import ConfigError, EvaluateConfig, SemantizeConfig, check_interrupted, cli, load_profile
+from .config import (ConfigError, EvaluateConfig, SemantizeConfig, check_interrupted, cli, load_profile,
+                            stage_output, verify_stage, write_manifest)
 from .knowledge import TagSchema, load_knowledge_base, load_tag_schema
-from .metrics import parse_output
+from .metrics import parse_output, tag_correct
 from .model import build_prompt, load_tokenizer, make_backend
 from .semantize import semantized, with_options
 
 # %% auto #0
-__all__ = ['consensus', 'profile_users', 'profile_cli']
+__all__ = ['consensus', 'profile_users', 'write_profiles', 'merge_profiles', 'split_history', 'profile_cli', 'incremental_stage']
 
 # %% ../nbs/10_profile.ipynb #c4f00005
 def _key(value) -> str:
@@ -129,6 +131,12 @@ def _finish(out: Path, parts: Path, n_chunks: int, resumed: int) -> dict:
     files = sorted(parts.glob("part-*.parquet"))
     assert len(files) == n_chunks, f"{len(files)} of {n_chunks} chunks on disk"
     df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files else pd.DataFrame()
+    counts = write_profiles(df, out)
+    shutil.rmtree(parts)
+    return counts | dict(chunks=n_chunks, chunks_resumed=resumed)
+
+def write_profiles(df: pd.DataFrame, out: Path) -> dict:
+    "profiles.parquet, profiles.jsonl and unparsed.jsonl (user_id, status) in `out`, each renamed into place; counts."
     tmp = out / f".profiles.parquet.tmp-{os.getpid()}"
     df.to_parquet(tmp, index=False); os.replace(tmp, out / "profiles.parquet")
     bad = df[df.status != "ok"] if len(df) else df
@@ -137,9 +145,46 @@ def _finish(out: Path, parts: Path, n_chunks: int, resumed: int) -> dict:
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows.to_dict("records")),
                        encoding="utf-8")
         os.replace(tmp, out / name)
-    shutil.rmtree(parts)
-    return dict(users=len(df), ok=int((df.status == "ok").sum()) if len(df) else 0, unparsed=len(bad),
-                chunks=n_chunks, chunks_resumed=resumed)
+    return dict(users=len(df), ok=int((df.status == "ok").sum()) if len(df) else 0, unparsed=len(bad))
+
+# %% ../nbs/10_profile.ipynb #c4f00021
+def _takes_new(spec, old: str, new: str, old_conf: float, new_conf: float, na: str, min_confidence: float) -> bool:
+    "Whether the new events' answer replaces the previous one for one tag (see `merge_profiles`)."
+    if new == na or new == old or new_conf < min_confidence: return False
+    return spec.temporal or old == na or new_conf > old_conf
+
+def merge_profiles(prev: pd.DataFrame,  # the previous profiles (profiles.parquet of an earlier run)
+                   new: pd.DataFrame,  # the profiles of the new events alone
+                   schema: TagSchema, min_confidence: float = 0.5) -> pd.DataFrame:
+    "profile_t from profile_t-1 and the new events' profile, tag by tag; one row per user of either, in user order."
+    p, n, rows = prev.set_index("user_id"), new.set_index("user_id"), []
+    for uid in sorted(set(p.index) | set(n.index)):
+        old = p.loc[uid].to_dict() if uid in p.index else None
+        cur = n.loc[uid].to_dict() if uid in n.index else None
+        if old is None or old["status"] != "ok":
+            row, changed = dict(cur or old), ([t for t in schema.ids if cur[t] != schema.na_value]
+                                             if cur and cur["status"] == "ok" else [])
+        elif cur is None or cur["status"] != "ok":
+            row, changed = dict(old), []
+        else:
+            row, changed = dict(old), []
+            for spec in schema.tags:
+                t = spec.id
+                if _takes_new(spec, old[t], cur[t], old[f"confidence.{t}"], cur[f"confidence.{t}"], schema.na_value,
+                              min_confidence):
+                    row[t], row[f"confidence.{t}"] = cur[t], cur[f"confidence.{t}"]
+                    changed.append(t)
+            if changed: row["rationale"] = cur["rationale"]
+        rows.append(dict(user_id=uid, **row, updated=json.dumps(changed)))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/10_profile.ipynb #c4f00023
+def split_history(events: pd.DataFrame, days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "Each user's events before their last `days` calendar days (the history) and within them (the new events)."
+    ts = pd.to_datetime(events.ts)
+    last = ts.groupby(events.user_id).transform("max").dt.normalize()
+    new = ts.dt.normalize() > last - pd.Timedelta(days=days)
+    return events[~new], events[new]
 
 # %% ../nbs/10_profile.ipynb #c4f00014
 @cli
@@ -155,6 +200,13 @@ def profile_cli(events: str = None,  # your logs: a JSONL or Parquet file, or a 
                 settings: str = None,  # path to settings.ini
                 salient: str = None,  # one attribute shown per entity of a source: `source:field,…`
                 high_impact: str = None,  # more high-impact actions of one source: `source:action,…`
+                # incremental: the profiles.parquet of an earlier run (or its directory); `--events` holds only
+                # the new events, and the output is the previous profiles updated by them (`merge_profiles`)
+                previous: str = None,
+                min_confidence: float = 0.5,  # incremental: the agreement a new answer needs to replace an old one
+                # token budget of the MUB (reference tokens; default: as the model was trained). An update's few
+                # weeks need less than a whole history: a smaller budget is what makes it cheap
+                max_tokens: int = None,
                 ):
     "Profile every user in your logs with a trained model: semantize → prompt → generate → parse."
     if not events or not model or not out: raise ConfigError("--events PATH, --model DIR and --out DIR are required")
@@ -162,15 +214,86 @@ def profile_cli(events: str = None,  # your logs: a JSONL or Parquet file, or a 
     if not (model_dir / "config.json").is_file(): raise ConfigError(f"--model {model_dir}: not a model directory "
                                                                     "(no config.json)")
     if samples < 1: raise ConfigError(f"--samples: must be at least 1, got {samples}")
+    prev_path = Path(previous) if previous else None
+    if prev_path and prev_path.is_dir(): prev_path = prev_path / "profiles.parquet"
+    if prev_path and not prev_path.is_file():
+        raise ConfigError(f"--previous {previous}: no profiles.parquet (the output of an earlier usergpt-profile)")
     prof = load_profile(profile, settings)
     side = json.loads((model_dir / "usergpt.json").read_text()) if (model_dir / "usergpt.json").is_file() else {}
     base = SemantizeConfig(**side["semantize"]) if "semantize" in side else prof.semantize  # as the model was trained
-    scfg = with_options(base, salient, high_impact, as_of="", workers=1)
+    scfg = with_options(base, salient, high_impact, as_of="", workers=1, max_tokens=max_tokens)
     own = model_dir / "tags.yaml"
     tags = load_tag_schema(schema or own) if schema or own.is_file() else load_knowledge_base().schema
     out.mkdir(parents=True, exist_ok=True)
     mub, mub_hash = semantized(events, out / "semantize", scfg)
-    res = profile_users(mub, model_dir, out, tags, replace(prof.evaluate, samples=samples), summary, mub_hash)
+    where = out / "new_events" if prev_path else out
+    where.mkdir(exist_ok=True)
+    res = profile_users(mub, model_dir, where, tags, replace(prof.evaluate, samples=samples), summary and not prev_path,
+                        mub_hash)
+    if prev_path:
+        merged = merge_profiles(pd.read_parquet(prev_path), pd.read_parquet(where / "profiles.parquet"), tags,
+                                min_confidence)
+        if summary:
+            from usergpt.curriculum import persona_summary
+            merged["summary"] = [persona_summary({t: json.loads(r[t]) if r[t].startswith("[") else r[t]
+                                                  for t in tags.ids}, tags) for _, r in merged.iterrows()]
+        res = write_profiles(merged, out)
+        print(f"updated {int((merged.updated != '[]').sum())} of {len(merged)} profiles from the new events "
+              f"({where / 'profiles.parquet'})")
     print(f"wrote {out / 'profiles.parquet'} and profiles.jsonl: {res['users']} users, {res['ok']} profiled, "
           f"{res['unparsed']} without a parseable answer (listed in {out / 'unparsed.jsonl'} with the reason)"
-          + (f"; {res['chunks_resumed']} of {res['chunks']} chunks resumed" if res["chunks_resumed"] else ""))
+          + (f"; {res['chunks_resumed']} of {res['chunks']} chunks resumed" if res.get("chunks_resumed") else ""))
+
+# %% ../nbs/10_profile.ipynb #c4f00041
+def _accuracy(df: pd.DataFrame, golds: dict, schema: TagSchema) -> dict:
+    "Per tag, the share of users whose profile value is correct against gold (`NA` counts as wrong)."
+    value = lambda v: json.loads(v) if isinstance(v, str) and v.startswith("[") else v
+    return {t: float(sum(tag_correct(schema[t], value(r[t]), golds[r.user_id][t]) for _, r in df.iterrows())
+                     / max(len(df), 1)) for t in schema.ids}
+
+def _profile_run(events: pd.DataFrame, out: Path, model: Path, schema: TagSchema, prof, samples: int,
+                 max_tokens: int = 0) -> dict:
+    "Semantize (within `max_tokens`, 0: the profile's budget) and profile `events` into `out`; its costs."
+    out.mkdir(parents=True)
+    events.to_parquet(out / "events.parquet", index=False)
+    t0 = time.perf_counter()
+    scfg = replace(prof.semantize, as_of="", workers=1, max_tokens=max_tokens or prof.semantize.max_tokens)
+    mub, h = semantized(out / "events.parquet", out / "semantize", scfg, progress=False)
+    profile_users(mub, model, out, schema, replace(prof.evaluate, samples=samples), mub_hash=h, seed=prof.seed,
+                  progress=False)
+    seconds = time.perf_counter() - t0
+    tok, tcfg = load_tokenizer(model), json.loads((model / "usergpt.json").read_text()).get("config", {})
+    tokens = sum(build_prompt("tags", t, tok, schema, int(tcfg.get("max_prompt_tokens", 2048)),
+                              bool(tcfg.get("list_tag_values", True)))[1]["tokens"] for t in mub.mub_text)
+    return dict(seconds=round(seconds, 2), prompt_tokens=int(tokens), users=len(mub), events=len(events))
+
+def incremental_stage(prof) -> dict:
+    "The full, previous, new-events and incremental profiles of the bench users under runs/<profile>/incremental/."
+    from usergpt.bench import bench_events, load_bench_stage
+    cfg, schema = prof.incremental, load_knowledge_base().schema
+    model = prof.run_dir / cfg.model
+    if not (model / "config.json").is_file(): raise ConfigError(f"incremental.model {cfg.model}: no model in {model}")
+    bench = load_bench_stage(prof.stage_dir("bench"), cfg.users)["in_domain"]
+    events = bench_events(bench, "in_domain").to_pandas()
+    history, recent = split_history(events, cfg.days)
+    with stage_output(prof.stage_dir("incremental")) as out:
+        runs = {name: _profile_run(ev, out / name, model, schema, prof, cfg.samples, budget)
+                for name, ev, budget in (("full", events, 0), ("previous", history, 0),
+                                         ("new_events", recent, cfg.max_tokens))}
+        read = lambda name: pd.read_parquet(out / name / "profiles.parquet")
+        merged = merge_profiles(read("previous"), read("new_events"), schema, cfg.min_confidence)
+        (out / "incremental").mkdir()
+        write_profiles(merged, out / "incremental")
+        full = read("full").set_index("user_id").loc[merged.user_id].reset_index()
+        golds = {u: json.loads(g) for u, g in zip(bench.user_id, bench.gold)}
+        profiles = {"full": full, "previous": read("previous"), "new_events": read("new_events"),
+                    "incremental": merged}
+        result = dict(runs=runs, users=len(merged),
+                      accuracy={k: _accuracy(v, golds, schema) for k, v in profiles.items()},
+                      agreement={t: float((merged[t].values == full[t].values).mean()) for t in schema.ids},
+                      updated_share=float((merged.updated != "[]").mean()),
+                      updated={t: float(merged.updated.map(lambda u: t in json.loads(u)).mean()) for t in schema.ids})
+        write_manifest(out, "incremental", prof.name, prof.seed, cfg, {"users": len(merged)},
+                       inputs={s: verify_stage(prof.stage_dir(s))["content_hash"] for s in ("bench", "train")},
+                       results=result)
+    return result

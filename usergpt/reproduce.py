@@ -52,6 +52,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("curriculum", "08b_curriculum.ipynb", ("curriculum", "train", "evaluate"),
           ("semantize", "bench", "baselines", "train", "teachers"), metrics_key="*"),
     Stage("grpo", "08c_grpo.ipynb", ("grpo", "train", "evaluate"), ("bench", "teachers", "curriculum")),
+    Stage("incremental", "10_profile.ipynb", ("incremental", "semantize", "evaluate"), ("bench", "train")),
     Stage("evaluate", "09_evaluate.ipynb", ("evaluate", "train"), ("bench", "baselines", "train"), metrics_key="*",
           optional=("teachers", "curriculum", "grpo")),
 )

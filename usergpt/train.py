@@ -350,10 +350,11 @@ def label_sets(users: pd.DataFrame) -> dict[str, list[dict]]:
     return {"legacy": [json.loads(x) for x in users.labels], "gold": [json.loads(x) for x in users.gold]}
 
 def whole_tokens(texts: list[str]) -> list[str]:
-    """What the tokenizer keeps whole: the MUB's header fields, and the knowledge base's category names and ` @ <city>`
-    places."""
+    """What the tokenizer keeps whole: the MUB's header fields, the place marker ` @ `, and the knowledge base's
+    category and city names. A name is one and the same token wherever it stands (after `@ ` in the MUB, after `: ` in
+    the rationale, inside the answer's quotes), so the model can copy it from the context into its answer."""
     kb = load_knowledge_base()
-    return mub_vocabulary(texts, [c.name for c in kb.categories] + [f" @ {c.name}" for c in kb.cities])
+    return mub_vocabulary(texts, [c.name for c in kb.categories] + [c.name for c in kb.cities] + [" @ "])
 
 def corpus_targets(cfg: TrainConfig, users: pd.DataFrame) -> tuple[list[str], list[str]]:
     "The tokenizer's corpus: the first `tokenizer_users` training users' MUBs, and their targets per label source."
