@@ -98,6 +98,25 @@ def test_jsonl_and_parquet_give_the_same_mub(tmp_path):
     assert da.mub_text.tolist() == db.mub_text.tolist() and len(da) == 4
 
 
+def test_attrs_objects_in_jsonl_read_as_their_sorted_json_text(tmp_path):
+    "A log with JSON objects in attrs (Arrow reads a struct) gives the MUB of the same log with attrs as JSON text."
+    from usergpt.examples import ratings_log, write_jsonl
+    events = ratings_log(n_users=30, seed=1)[0]
+    events["attrs"] = pd.Series([{"rating": 5, "seen": "twice"} if i % 7 == 0 else a  # mixed keys
+                                 for i, a in enumerate(events["attrs"])], index=events.index, dtype=object)
+    jsonl = write_jsonl(events, tmp_path / "events.jsonl")
+    text = events.assign(attrs=[json.dumps(a, sort_keys=True, separators=(",", ":")) for a in events["attrs"]])
+    text.to_parquet(tmp_path / "events.parquet")
+    cfg = SemantizeConfig(salient=["movies:rating"], batch_rows=64)  # many blocks: the schema order carries over
+    a = semantize(jsonl, tmp_path / "a", cfg, progress=False)
+    b = semantize(tmp_path / "events.parquet", tmp_path / "b", cfg, progress=False)
+    assert a["counts"]["quarantined"] == 0 and a["counts"]["read"] == len(events)
+    assert a["counts"] == {**b["counts"], "seconds": a["counts"]["seconds"]}
+    da, db = pd.read_parquet(tmp_path / "a" / "mub"), pd.read_parquet(tmp_path / "b" / "mub")
+    assert len(da) == 30 and "· rating 5" in "".join(da.mub_text)
+    for col in ("mub_text", "chars_raw", "events_in_mub"): assert da[col].tolist() == db[col].tolist(), col
+
+
 def test_semantize_is_deterministic(tmp_path):
     "Same input and settings, same bytes: run twice, and with two worker processes; a budget holds for every user."
     cfg = SimulateConfig(n_users=6, horizon_months=3, users_per_shard=3)

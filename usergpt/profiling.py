@@ -27,7 +27,8 @@ from .model import build_prompt, load_tokenizer, make_backend
 from .semantize import semantized, with_options
 
 # %% auto #0
-__all__ = ['consensus', 'profile_users', 'write_profiles', 'merge_profiles', 'split_history', 'profile_cli', 'incremental_stage']
+__all__ = ['consensus', 'tag_values', 'profile_users', 'write_profiles', 'merge_profiles', 'split_history', 'profile_cli',
+           'incremental_stage']
 
 # %% ../nbs/10_profile.ipynb #c4f00005
 def _key(value) -> str:
@@ -64,16 +65,17 @@ def _write_part(df: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 # %% ../nbs/10_profile.ipynb #c4f00009
-def _rows(users: pd.DataFrame, outputs: list[list[str]], summaries: list[str] | None, schema: TagSchema
-          ) -> pd.DataFrame:
-    "One output row per user: tags, per-tag confidence, rationale, optional summary, status."
+def _rows(users: pd.DataFrame, outputs: list[list[str]], summaries: list[str] | None, schema: TagSchema,
+          prompt_tokens: list[int]) -> pd.DataFrame:
+    "One output row per user: tags, per-tag confidence, rationale, optional summary, status, prompt tokens."
     rows = []
     for i, (uid, text) in enumerate(zip(users.user_id, users.mub_text)):
         c = consensus(outputs[i], schema) if text.strip() else consensus([], schema) | dict(
             status="no usable events: every event was filtered or quarantined")
         row = dict(user_id=uid, status=c["status"], **{t: c["tags"][t] for t in schema.ids},
                    **{f"confidence.{t}": c["confidence"][t] for t in schema.ids},
-                   rationale=c["rationale"], samples_parsed=c["parsed"], samples=c["samples"])
+                   rationale=c["rationale"], samples_parsed=c["parsed"], samples=c["samples"],
+                   prompt_tokens=prompt_tokens[i])
         if summaries is not None:
             p = parse_output(summaries[i], task="summary")
             row["summary"] = p.answer["summary"] if p.ok else None
@@ -83,6 +85,11 @@ def _rows(users: pd.DataFrame, outputs: list[list[str]], summaries: list[str] | 
     for t in schema.ids:  # open tags hold lists: one JSON text column per tag keeps Parquet types simple
         df[t] = df[t].map(lambda v: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
     return df
+
+def tag_values(row, schema: TagSchema) -> dict:
+    "A profile row's tags as values (the JSON text of an open tag's list read back)."
+    return {t: json.loads(row[t]) if isinstance(row[t], str) and row[t].startswith("[") else row[t]
+            for t in schema.ids}
 
 # %% ../nbs/10_profile.ipynb #c4f00010
 def profile_users(mub: pd.DataFrame,  # user_id, mub_text (a complete semantize output, in user order)
@@ -114,7 +121,8 @@ def profile_users(mub: pd.DataFrame,  # user_id, mub_text (a complete semantize 
         gen = gen or make_backend(cfg.backend, model_dir, batch_size=cfg.batch_users,
                                   max_model_len=max_prompt + cfg.max_new_tokens)
         users = mub.iloc[b:b + cfg.batch_users]
-        prompts = [build_prompt("tags", t, tok, schema, max_prompt, list_values)[0] for t in users.mub_text]
+        built = [build_prompt("tags", t, tok, schema, max_prompt, list_values) for t in users.mub_text]
+        prompts = [p for p, _ in built]
         outs = gen.generate(prompts, n=cfg.samples, temperature=cfg.temperature if cfg.samples > 1 else 0.0,
                             top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=seed + b)
         sums = None
@@ -122,7 +130,7 @@ def profile_users(mub: pd.DataFrame,  # user_id, mub_text (a complete semantize 
             sp = [build_prompt("summary", t, tok, schema, max_prompt, list_values)[0] for t in users.mub_text]
             sums = [o[0] for o in gen.generate(sp, n=1, temperature=0.0, top_p=1.0,
                                                max_new_tokens=cfg.max_new_tokens, seed=seed + b)]
-        _write_part(_rows(users, outs, sums, schema), path)
+        _write_part(_rows(users, outs, sums, schema, [info["tokens"] for _, info in built]), path)
     return _finish(out, parts, len(chunks), resumed)
 
 # %% ../nbs/10_profile.ipynb #c4f00011
@@ -235,8 +243,7 @@ def profile_cli(events: str = None,  # your logs: a JSONL or Parquet file, or a 
                                 min_confidence)
         if summary:
             from usergpt.curriculum import persona_summary
-            merged["summary"] = [persona_summary({t: json.loads(r[t]) if r[t].startswith("[") else r[t]
-                                                  for t in tags.ids}, tags) for _, r in merged.iterrows()]
+            merged["summary"] = [persona_summary(tag_values(r, tags), tags) for _, r in merged.iterrows()]
         res = write_profiles(merged, out)
         print(f"updated {int((merged.updated != '[]').sum())} of {len(merged)} profiles from the new events "
               f"({where / 'profiles.parquet'})")
@@ -247,9 +254,8 @@ def profile_cli(events: str = None,  # your logs: a JSONL or Parquet file, or a 
 # %% ../nbs/10_profile.ipynb #c4f00041
 def _accuracy(df: pd.DataFrame, golds: dict, schema: TagSchema) -> dict:
     "Per tag, the share of users whose profile value is correct against gold (`NA` counts as wrong)."
-    value = lambda v: json.loads(v) if isinstance(v, str) and v.startswith("[") else v
-    return {t: float(sum(tag_correct(schema[t], value(r[t]), golds[r.user_id][t]) for _, r in df.iterrows())
-                     / max(len(df), 1)) for t in schema.ids}
+    values = [(tag_values(r, schema), golds[r.user_id]) for _, r in df.iterrows()]
+    return {t: float(sum(tag_correct(schema[t], v[t], g[t]) for v, g in values) / max(len(df), 1)) for t in schema.ids}
 
 def _profile_run(events: pd.DataFrame, out: Path, model: Path, schema: TagSchema, prof, samples: int,
                  max_tokens: int = 0) -> dict:
@@ -262,9 +268,7 @@ def _profile_run(events: pd.DataFrame, out: Path, model: Path, schema: TagSchema
     profile_users(mub, model, out, schema, replace(prof.evaluate, samples=samples), mub_hash=h, seed=prof.seed,
                   progress=False)
     seconds = time.perf_counter() - t0
-    tok, tcfg = load_tokenizer(model), json.loads((model / "usergpt.json").read_text()).get("config", {})
-    tokens = sum(build_prompt("tags", t, tok, schema, int(tcfg.get("max_prompt_tokens", 2048)),
-                              bool(tcfg.get("list_tag_values", True)))[1]["tokens"] for t in mub.mub_text)
+    tokens = pd.read_parquet(out / "profiles.parquet", columns=["prompt_tokens"]).prompt_tokens.sum()
     return dict(seconds=round(seconds, 2), prompt_tokens=int(tokens), users=len(mub), events=len(events))
 
 def incremental_stage(prof) -> dict:

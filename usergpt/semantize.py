@@ -11,7 +11,6 @@ import contextlib
 import functools
 import hashlib
 import io
-import itertools
 import json
 import math
 import re
@@ -41,9 +40,10 @@ __all__ = ['REQUIRED', 'OPTIONAL', 'CONTRACT', 'HIDDEN_LABELS', 'INPUT_SUFFIXES'
            'read_event_batches', 'validate_batch', 'RuleRefiner', 'default_refiner', 'MubLine', 'clean_name',
            'item_text', 'source_name', 'source_id', 'render_line', 'parse_line', 'parse_mub', 'entity_lexicon',
            'entity_category', 'price_band', 'prepare_rows', 'evidence_categories', 'reference_tokenizer',
-           'count_tokens', 'token_count', 'line_pricer', 'fit_budget', 'candidate_lines', 'build_mub', 'estimate_rows',
-           'semantize', 'timed_pass', 'fresh_timed_pass', 'semantize_stage', 'load_mub', 'with_options', 'semantized',
-           'semantize_cli', 'pii_scores', 'refinement_scores', 'evidence_units', 'evidence_retention', 'budget_curve']
+           'count_tokens', 'token_count', 'LinePrice', 'line_pricer', 'fit_budget', 'candidate_lines', 'build_mub',
+           'estimate_rows', 'semantize', 'timed_pass', 'fresh_timed_pass', 'semantize_stage', 'load_mub',
+           'with_options', 'semantized', 'semantize_cli', 'pii_scores', 'refinement_scores', 'evidence_units',
+           'evidence_retention', 'budget_curve']
 
 # %% ../nbs/03_semantize.ipynb #79230232
 REQUIRED = ("user_id", "ts", "source", "action", "entity")           # fields every event needs
@@ -101,52 +101,81 @@ def _columns(recs: list[dict], rows: list[int], path: Path, fields: tuple) -> pd
     for k, v in cols.items(): df[k] = pd.Series(v, dtype=object)
     return df.assign(_row=np.asarray(rows, dtype=np.int64), _file=str(path))
 
-# the fields Arrow must read as text (ts too: `_parse_ts` decides what a timestamp means)
-_TEXT_FIELDS = pa.schema([(k, pa.string()) for k in ("user_id", "ts", "source", "action", "entity", "category",
-                                                     "city")])
+# the schemas Arrow's reader tries, in turn (the one that last worked first): the contract fields typed and every other
+# field skipped unread; or `attrs` objects and other fields inferred. Text fields are read as text (ts too: `_parse_ts`
+# decides what a timestamp means)
+_TEXT_FIELDS = [(k, pa.string()) for k in ("user_id", "ts", "source", "action", "entity", "category", "city")]
+_ARROW_SCHEMAS = ((pa.schema(_TEXT_FIELDS + [("price", pa.float64()), ("attrs", pa.string())]), "ignore"),
+                  (pa.schema(_TEXT_FIELDS), "infer"))
 
-def _arrow_batch(lines: list[bytes], first: int, path: Path) -> pd.DataFrame | None:
-    """A batch of JSONL lines parsed by Arrow's C++ reader (contract fields only), or None when any line needs the
-    careful path: a blank, malformed or non-UTF-8 line, a field of another type than text, an epoch `ts`."""
-    if any(not l.strip() for l in lines): return None  # a blank line would shift the row numbers
-    body = b"".join(lines)
-    try:
-        tb = pa_json.read_json(io.BytesIO(body if body.endswith(b"\n") else body + b"\n"),
-                               read_options=pa_json.ReadOptions(use_threads=False, block_size=max(len(body), 1 << 20)),
-                               parse_options=pa_json.ParseOptions(explicit_schema=_TEXT_FIELDS,
-                                                                  unexpected_field_behavior="infer"))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError): return None
-    if tb.num_rows != len(lines): return None
+def _attrs_text(col: pa.ChunkedArray) -> np.ndarray:
+    """`attrs` objects (an Arrow struct column) as sorted JSON text of the keys each row had (None where a row had
+    none); each distinct object is serialised once."""
+    arr = col.combine_chunks()
+    parts = [arr.is_valid()] + arr.flatten()
+    if all(pa.types.is_primitive(p.type) or pa.types.is_string(p.type) for p in parts):
+        key = pd.DataFrame({i: p.to_numpy(zero_copy_only=False) for i, p in enumerate(parts)})
+        codes = key.groupby(list(key.columns), dropna=False, sort=False).ngroup().to_numpy()
+    else: codes = np.arange(len(arr))  # nested values: one by one
+    _, first = np.unique(codes, return_index=True)
+    texts = [orjson.dumps({k: v for k, v in a.items() if v is not None}, option=orjson.OPT_SORT_KEYS).decode()
+             if isinstance(a, dict) else a for a in arr.take(pa.array(first)).to_pylist()]
+    return np.array(texts, dtype=object)[codes]
+
+def _arrow_batch(body: bytes, n: int, first: int, path: Path, order: list | None = None) -> pd.DataFrame | None:
+    """A block of `n` JSONL lines parsed by Arrow's C++ reader (contract fields only), or None when any line needs the
+    careful path: a blank, malformed or non-UTF-8 line, a field of another type than the schema's, an epoch `ts`.
+    `order`: the schemas to try (`_ARROW_SCHEMAS`); the one that works moves first."""
+    order = list(_ARROW_SCHEMAS) if order is None else order
+    body = body if body.endswith(b"\n") else body + b"\n"
+    for i, (schema, unexpected) in enumerate(order):
+        try:
+            tb = pa_json.read_json(io.BytesIO(body), read_options=pa_json.ReadOptions(
+                use_threads=False, block_size=max(len(body), 1 << 20)), parse_options=pa_json.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior=unexpected))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError): continue
+        if tb.num_rows != n: return None  # Arrow skips blank lines, which would shift the row numbers
+        order.insert(0, order.pop(i))
+        break
+    else: return None
     df = tb.select([k for k in CONTRACT if k in tb.column_names]).to_pandas()
-    if "attrs" in df and pa.types.is_struct(tb["attrs"].type):  # objects: sorted JSON text, the keys each row had
-        df["attrs"] = [orjson.dumps({k: v for k, v in a.items() if v is not None},
-                                    option=orjson.OPT_SORT_KEYS).decode() if isinstance(a, dict) else a
-                       for a in tb["attrs"].to_pylist()]
-    return df.assign(_row=np.arange(first, first + len(lines), dtype=np.int64), _file=str(path))
+    if "attrs" in df and pa.types.is_struct(tb["attrs"].type): df["attrs"] = _attrs_text(tb["attrs"])
+    return df.assign(_row=np.arange(first, first + n, dtype=np.int64), _file=str(path))
+
+def _jsonl_blocks(path: Path, block_bytes: int) -> Iterator[bytes]:
+    "A JSONL file in blocks of whole lines (about `block_bytes` each; the last line may lack its newline)."
+    with open(path, "rb") as f:
+        rest = b""
+        while chunk := f.read(block_bytes):
+            body = rest + chunk
+            cut = body.rfind(b"\n") + 1
+            rest = body[cut:]
+            if cut: yield body[:cut]
+        if rest: yield rest
 
 def _jsonl_batches(path: Path, batch_rows: int, fields: tuple) -> Iterator[tuple[pd.DataFrame, list[dict]]]:
-    """Parse a JSONL file in batches: Arrow's reader when the batch is clean (and no hidden labels are asked for), else
-    orjson line by line; a line orjson refuses is parsed again by the standard library, so an undecodable or malformed
-    line becomes a quarantine record with the same reason."""
-    lineno = 0
-    with open(path, "rb") as f:
-        while lines := list(itertools.islice(f, batch_rows)):
-            fast = _arrow_batch(lines, lineno + 1, path) if fields == CONTRACT else None
-            if fast is not None:
-                lineno += len(lines)
-                yield fast, []
-                continue
-            recs, rows, bad = [], [], []
-            for lineno, raw in enumerate(lines, start=lineno + 1):
-                try:
-                    rec = orjson.loads(raw)
-                    if not isinstance(rec, dict): raise orjson.JSONDecodeError("not an object", "", 0)
-                except orjson.JSONDecodeError:
-                    if not raw.strip(): continue
-                    rec, q = _bad_line(path, lineno, raw)
-                    if q: bad.append(q); continue
-                recs.append(rec); rows.append(lineno)
-            yield _columns(recs, rows, path, fields), bad
+    """Parse a JSONL file in blocks of about `batch_rows` lines: Arrow's reader when the block is clean (and no hidden
+    labels are asked for), else orjson line by line; a line orjson refuses is parsed again by the standard library, so
+    an undecodable or malformed line becomes a quarantine record with the same reason."""
+    lineno, order = 0, list(_ARROW_SCHEMAS)
+    for body in _jsonl_blocks(path, batch_rows * 256):
+        n = body.count(b"\n") + (not body.endswith(b"\n"))
+        fast = _arrow_batch(body, n, lineno + 1, path, order) if fields == CONTRACT else None
+        if fast is not None:
+            lineno += n
+            yield fast, []
+            continue
+        recs, rows, bad = [], [], []
+        for lineno, raw in enumerate(body.split(b"\n")[:n], start=lineno + 1):
+            try:
+                rec = orjson.loads(raw)
+                if not isinstance(rec, dict): raise orjson.JSONDecodeError("not an object", "", 0)
+            except orjson.JSONDecodeError:
+                if not raw.strip(): continue
+                rec, q = _bad_line(path, lineno, raw)
+                if q: bad.append(q); continue
+            recs.append(rec); rows.append(lineno)
+        yield _columns(recs, rows, path, fields), bad
 
 def _parquet_file(path: Path) -> pq.ParquetFile:
     "An opened Parquet file; an unreadable one is an input error naming the file."
@@ -207,13 +236,15 @@ def _parse_ts(col: pd.Series) -> tuple[pd.Series, pd.Series]:
 def validate_batch(df: pd.DataFrame, cfg: SemantizeConfig, as_of: pd.Timestamp) -> tuple[pd.DataFrame, list[dict]]:
     """Split a raw batch into valid rows (normalised contract columns) and quarantine records naming file, row, field
     and reason."""
-    reason = pd.Series("", index=df.index, dtype=object)
-    field = pd.Series("", index=df.index, dtype=object)
+    reason, field = np.full(len(df), "", dtype=object), np.full(len(df), "", dtype=object)
+    bad = np.zeros(len(df), dtype=bool)
     def flag(mask: pd.Series, fname: str, why: str | pd.Series):
         "Record the first problem of each row: its field and reason (a text, or one per row)."
-        new = mask & (reason == "")
-        reason[new] = why[new] if isinstance(why, pd.Series) else why
+        new = mask.fillna(False).to_numpy(dtype=bool) & ~bad
+        if not new.any(): return
+        reason[new] = why.to_numpy(dtype=object)[new] if isinstance(why, pd.Series) else why
         field[new] = fname
+        bad[new] = True
     for f in ("user_id", "source", "action", "entity"):
         col = df[f] if f in df else pd.Series(None, index=df.index, dtype=object)
         flag(col.isna() | (col.astype(str).str.strip() == ""), f, f"missing required field `{f}`")
@@ -226,21 +257,19 @@ def validate_batch(df: pd.DataFrame, cfg: SemantizeConfig, as_of: pd.Timestamp) 
     if "price" in df:
         price = pd.to_numeric(df["price"], errors="coerce")
         flag(df["price"].notna() & price.isna(), "price", "price is not a number")
-    bad = reason != ""
     quarantine = [dict(file=f, row=int(r), field=fl, reason=why,
                        value=str(df.at[i, fl])[:120] if fl and fl in df else "")
                   for i, f, r, fl,
                   why in zip(df.index[bad], df["_file"][bad], df["_row"][bad], field[bad], reason[bad])]
-    ok = df[~bad]
+    ok, ts = (df[~bad], ts[~bad]) if bad.any() else (df, ts)
     out = pd.DataFrame({
-        "user_id": ok["user_id"].astype(str).str.strip(), "ts": ts[~bad],
+        "user_id": ok["user_id"].astype(str).str.strip(), "ts": ts,
         "source": ok["source"].astype(str).str.strip().str.lower(),
         "action": ok["action"].astype(str).str.strip().str.lower(),
         "entity": ok["entity"].astype(str),
-        "category": ok["category"].astype(object).where(ok["category"].notna(), "").astype(str) if "category" in ok
-        else "",
+        "category": ok["category"].fillna("").astype(str) if "category" in ok else "",
         "price": pd.to_numeric(ok["price"], errors="coerce") if "price" in ok else np.nan,
-        "city": ok["city"].astype(object).where(ok["city"].notna(), "").astype(str) if "city" in ok else "",
+        "city": ok["city"].fillna("").astype(str) if "city" in ok else "",
         "attrs": (ok["attrs"].fillna("").astype(str) if pd.api.types.is_string_dtype(ok["attrs"]) else
                   ok["attrs"].map(lambda a: a if isinstance(a, str) else json.dumps(a, sort_keys=True)
                                   if isinstance(a, dict) else "")) if "attrs" in ok else "",
@@ -353,7 +382,8 @@ def item_text(name: str, count: int = 1) -> str:
     if "," in name or name.startswith('"'): name = '"' + name.replace('"', '""') + '"'
     return name + (f" ×{count}" if count > 1 else "")
 
-def source_name(source: str) -> str: return SOURCE_NAMES.get(source, clean_name(source).title() or "Other")
+@functools.lru_cache(maxsize=1 << 12)
+def source_name(source: str) -> str: return SOURCE_NAMES.get(source) or clean_name(source).title() or "Other"
 def source_id(name: str) -> str: return SOURCE_IDS.get(name, name.lower())
 
 # %% ../nbs/03_semantize.ipynb #1b0a9c8d
@@ -362,9 +392,12 @@ def _items(names: tuple, counts: tuple) -> str:
     counts = counts or (1,) * len(names)
     return ", ".join(item_text(n, c) for n, c in zip(names, counts))
 
+@functools.lru_cache(maxsize=1 << 12)
+def _action_name(action: str) -> str: return clean_name(action).title()
+
 def render_line(line: MubLine) -> str:
     "The MUB text of one line."
-    head = (f"[Source: {source_name(line.source)}] [TIME: {line.time}] [TYPE: {clean_name(line.action).title()}] "
+    head = (f"[Source: {source_name(line.source)}] [TIME: {line.time}] [TYPE: {_action_name(line.action)}] "
             f"[COUNT: {line.count}] |")
     ents = _items(line.entities, line.entity_counts)
     if not line.categories: return f"{head} {ents}"
@@ -479,7 +512,7 @@ def _with_salient(df: pd.DataFrame, salient: list[str]) -> pd.DataFrame:
 def prepare_rows(df: pd.DataFrame, refiner: RuleRefiner, category_ids: set, cfg: SemantizeConfig | None = None
                  ) -> pd.DataFrame:
     "Redact (PII types and phone regions from `cfg`), refine and categorise a validated batch (per distinct string)."
-    df = df.copy()
+    df = df.copy(deep=False)  # new columns only
     cfg = cfg or SemantizeConfig()
     ent_codes, ent_uniq = pd.factorize(df["entity"])
     pii = dict(entities=tuple(cfg.pii_entities), regions=tuple(cfg.pii_regions))
@@ -519,7 +552,11 @@ def prepare_rows(df: pd.DataFrame, refiner: RuleRefiner, category_ids: set, cfg:
     if place.any():
         leaf = pd.Series(cat[place]).map(_category_leaf()).fillna("").to_numpy(object)
         core = df["core"].to_numpy(object).copy()
-        core[place] = [_place_name(c, l, ct) for c, l, ct in zip(core[place], leaf, city[place])]
+        cat_codes = pd.factorize(cat[place])[0]  # (entity, source, city) and category give the name: one per place
+        key = pd.factorize(codes[place].astype(np.int64) * (cat_codes.max() + 1) + cat_codes)[0]
+        first = np.unique(key, return_index=True)[1]
+        names = [_place_name(c, l, ct) for c, l, ct in zip(core[place][first], leaf[first], city[place][first])]
+        core[place] = np.array(names, dtype=object)[key]
         df["core"] = core
     df["mub_category"] = cat
     return _with_salient(df, cfg.salient)
@@ -548,12 +585,17 @@ def _collapse_repeats(df: pd.DataFrame, cfg: SemantizeConfig, counts: dict) -> p
 def _time_slices(df: pd.DataFrame, cfg: SemantizeConfig) -> tuple[pd.DataFrame, pd.Series]:
     """Each event's grain (day | month | year) and time slice, relative to its user's last event; returns (rows, recent
     mask)."""
-    last = df.groupby("user_id", observed=True).ts.transform("max").dt.normalize()
-    age = (last - df.ts.dt.normalize()).dt.days
+    d = df.ts.to_numpy().astype("datetime64[D]").astype(np.int64)  # days since 1970
+    age = pd.Series(d, index=df.index).groupby(df.user_id, observed=True).transform("max").to_numpy() - d
     recent, old = age < cfg.recent_days, age >= cfg.year_days
-    day = df.ts.dt.strftime("%Y-%m-%d")
-    return df.assign(grain=np.where(recent, "day", np.where(old, "year", "month")),
-                     time=np.where(recent, day, np.where(old, day.str[:4], day.str[:7]))), recent
+    days, inv = np.unique(d, return_inverse=True)  # each distinct day formatted once
+    day = days.astype("datetime64[D]").astype(str).astype(object)
+    texts = np.concatenate([day, [t[:7] for t in day], [t[:4] for t in day]])  # as a day, a month, a year
+    grain = np.where(recent, 0, np.where(old, 2, 1))
+    names, code = np.unique(texts, return_inverse=True)  # categorical, in text order: fast group-bys, same order
+    return df.assign(grain=pd.Categorical.from_codes(grain, ["day", "month", "year"]),
+                     time=pd.Categorical.from_codes(code[inv + len(day) * grain], names)), pd.Series(recent,
+                                                                                                    index=df.index)
 
 def _long_horizon(df: pd.DataFrame, cfg: SemantizeConfig) -> pd.Series:
     """Rows kept outside the recent window: high-impact actions (`high_impact` for every source, `source_high_impact`
@@ -599,14 +641,15 @@ def _listed_entities(df: pd.DataFrame, cfg: SemantizeConfig) -> tuple[pd.DataFra
     each line's count."""
     ent_n = (df.groupby(_LINE_KEYS + ["core"], sort=False, observed=True)
                .agg(n=("ts", "size"), first=("ts", "min"), cat=("mub_category", "first")).reset_index())
-    ent_n["cat_n"] = ent_n.groupby(_LINE_KEYS + ["cat"], observed=True).n.transform("sum")
-    ent_n = ent_n.sort_values(_LINE_KEYS + ["cat_n", "cat", "n", "first"],
-                              ascending=[True] * 5 + [False, True, False, True], kind="stable")
-    ent_n["rep"] = ent_n.groupby(_LINE_KEYS + ["cat"], observed=True).cumcount() == 0
-    ent_n = ent_n.sort_values(_LINE_KEYS + ["rep", "cat_n", "n", "first"],
-                              ascending=[True] * 5 + [False, False, False, True], kind="stable")
-    ent_n["k"] = ent_n.groupby(_LINE_KEYS, observed=True).cumcount()
-    reps = ent_n.groupby(_LINE_KEYS, observed=True).rep.transform("sum")
+    ent_n["line"] = ent_n.groupby(_LINE_KEYS, observed=True).ngroup()  # numbered in line-key order
+    ent_n["cat_n"] = ent_n.groupby(["line", "cat"], observed=True).n.transform("sum")
+    ent_n = ent_n.sort_values(["line", "cat_n", "cat", "n", "first"], ascending=[True, False, True, False, True],
+                              kind="stable")
+    ent_n["rep"] = ent_n.groupby(["line", "cat"], observed=True).cumcount() == 0
+    ent_n = ent_n.sort_values(["line", "rep", "cat_n", "n", "first"], ascending=[True, False, False, False, True],
+                              kind="stable")
+    ent_n["k"] = ent_n.groupby("line").cumcount()
+    reps = ent_n.groupby("line").rep.transform("sum")
     line_n = ent_n.groupby(_LINE_KEYS, sort=False, observed=True).n.sum().to_dict()
     return ent_n[ent_n.k < np.maximum(reps, cfg.max_entities)], line_n
 
@@ -637,19 +680,25 @@ def _candidates(listed: pd.DataFrame, line_n: dict, cat_items: pd.DataFrame | No
                 top_k: int = 8) -> dict[str, list[dict]]:
     """user -> candidate lines: key, grain, count, items [(kind, name, events, category id)]: the top-K categories, then
     entities."""
-    lines: dict[tuple, dict] = {}
-    def line(key): return lines.setdefault(key, dict(key=key, grain=key[2], count=int(line_n[key]), items=[]))
-    if cat_items is not None:
-        for *key, item, cat, n in zip(*(cat_items[c].to_numpy() for c in _LINE_KEYS + ["item", "mub_category", "n"])):
-            key = tuple(key)
-            if key in line_n and sum(it[0] == "category" for it in line(key)["items"]) < top_k:
-                line(key)["items"].append(("category", item, int(n), cat))
-    for *key, core, n, cat in zip(*(listed[c].to_numpy() for c in _LINE_KEYS + ["core", "n", "cat"])):
-        line(tuple(key))["items"].append(("entity", core, int(n), cat))
-    src_rank = {s: i for i, s in enumerate(SOURCES)}
+    cols = ["kind", "name", "n", "cat", "part"]
+    parts = [listed.rename(columns={"core": "name"}).assign(kind="entity", part=1)]
+    if cat_items is not None:  # the first top-K of each line, in `_category_items` order
+        top = cat_items[cat_items.groupby(_LINE_KEYS, observed=True).cumcount().to_numpy() < top_k]
+        parts.insert(0, top.rename(columns={"item": "name", "mub_category": "cat"}).assign(kind="category", part=0))
+    items = pd.concat([p[_LINE_KEYS + cols] for p in parts], ignore_index=True)
+    rank = items.source.map({s: i for i, s in enumerate(SOURCES)}).astype(float).fillna(len(SOURCES)).to_numpy()
+    # a user's lines by time, then source (built-in sources in their order), then action; categories before entities
+    codes = [pd.factorize(items[k], sort=True)[0] for k in ("user_id", "time", "source", "action")]
+    order = np.lexsort([items.part.to_numpy(), codes[3], codes[2], rank, codes[1], codes[0]])
+    items = items.take(order)
+    new = np.ones(len(order), dtype=bool)  # where a line starts (the time names the grain)
+    new[1:] = np.any([np.diff(c[order]) != 0 for c in codes], axis=0)
+    starts = np.flatnonzero(new).tolist()
+    keys = list(zip(*(items[k].iloc[starts].tolist() for k in _LINE_KEYS)))
+    its = list(zip(*(items[k].tolist() for k in cols[:4])))
     users: dict[str, list[dict]] = {}
-    for key in sorted(lines, key=lambda k: (k[0], k[1], src_rank.get(k[3], len(SOURCES)), k[3], k[4])):
-        users.setdefault(key[0], []).append(lines[key])
+    for key, a, b in zip(keys, starts, starts[1:] + [len(its)]):
+        users.setdefault(key[0], []).append(dict(key=key, grain=key[2], count=int(line_n[key]), items=its[a:b]))
     return users
 
 # %% ../nbs/03_semantize.ipynb #fbe10f7c
@@ -676,12 +725,12 @@ def count_tokens(texts: list[str], chunk_lines: int = 2000) -> np.ndarray:
 # %% ../nbs/03_semantize.ipynb #6a5f4e3d
 def _render(line: dict, keep: list[int], categories: bool) -> tuple[str, list, list]:
     "One candidate line with the chosen items: (text, shown category items, shown entity items)."
-    items = [line["items"][k] for k in sorted(keep)]
+    items = line["items"] if len(keep) == len(line["items"]) else [line["items"][k] for k in sorted(keep)]
     cats, ents = [it for it in items if it[0] == "category"], [it for it in items if it[0] == "entity"]
     _, tm, _, s, a = line["key"]
-    fold = lambda its: tuple(it[2] for it in its) if categories else ()
-    text = render_line(MubLine(s, tm, a, line["count"], tuple(it[1] for it in ents), fold(ents),
-                               tuple(it[1] for it in cats), fold(cats)))
+    text = render_line(MubLine(s, tm, a, line["count"], tuple(it[1] for it in ents),
+                               tuple(it[2] for it in ents) if categories else (), tuple(it[1] for it in cats),
+                               tuple(it[2] for it in cats) if categories else ()))
     return text, cats, ents
 
 # %% ../nbs/03_semantize.ipynb #5f4e3d2c
@@ -698,50 +747,67 @@ def token_count(text: str) -> int:
 def _item_tokens(name: str, count: int) -> int:
     return token_count(item_text(name, count))
 
-def line_pricer(line: dict, folded: bool = True):
-    "A function: item indices -> reference tokens of `line` showing them (exactly `token_count(_render(...))`)."
-    head = token_count(_render(line, [], folded)[0])
-    each = [_item_tokens(it[1], it[2] if folded else 1) for it in line["items"]]
-    is_cat = [it[0] == "category" for it in line["items"]]
-    def price(keep) -> int:
-        if not keep: return 0
-        cats = sum(is_cat[k] for k in keep)
-        ents = len(keep) - cats
-        return head + sum(each[k] for k in keep) + max(cats - 1, 0) + max(ents - 1, 0) + (cats > 0)
-    return price
+@dataclass
+class LinePrice:
+    "Reference tokens of one candidate line as a function of the items it shows (exactly `token_count(_render(...))`)."
+    head: int              # tokens of the header
+    each: list             # tokens of each item
+    is_cat: list           # whether each item is a category
+
+    def tokens(self, total: int, cats: int, ents: int) -> int:
+        "Tokens when the shown items have `total` tokens of their own: `cats` categories, `ents` entities."
+        return self.head + total + max(cats - 1, 0) + max(ents - 1, 0) + (cats > 0) if cats + ents else 0
+
+    def __call__(self, keep) -> int:
+        "Tokens when the items at indices `keep` are shown."
+        cats = sum(self.is_cat[k] for k in keep)
+        return self.tokens(sum(self.each[k] for k in keep), cats, len(keep) - cats)
+
+def line_pricer(line: dict, folded: bool = True) -> LinePrice:
+    "The price of `line`: item indices -> reference tokens of the line showing them."
+    return LinePrice(token_count(_render(line, [], folded)[0]),
+                     [_item_tokens(it[1], it[2] if folded else 1) for it in line["items"]],
+                     [it[0] == "category" for it in line["items"]])
 
 # %% ../nbs/03_semantize.ipynb #5f4e3d2e
 def fit_budget(lines: list[dict], max_tokens: int, folded: bool = True) -> list[list[int]]:
     """The items of each candidate line to show within `max_tokens` reference tokens; [] drops the line. Coarse to fine,
     line by line; every addition is priced exactly, as the line's tokens with it minus without it."""
     ev = evidence_categories()
-    pricers = [line_pricer(l, folded) for l in lines]
-    tokens = lambda i, ks: pricers[i](ks)
-    if sum(tokens(i, list(range(len(l["items"])))) for i, l in enumerate(lines)) <= max_tokens:
-        return [list(range(len(l["items"]))) for l in lines]
+    prices = [line_pricer(l, folded) for l in lines]
+    if sum(p(range(len(p.each))) for p in prices) <= max_tokens: return [list(range(len(p.each))) for p in prices]
     # year, month, day; newest first within a grain
     order = sorted(range(len(lines)), key=lambda i: (_GRAIN_RANK[lines[i]["grain"]], -i))
-    shown, cost, used, seen = [[] for _ in lines], [0] * len(lines), 0, set()
+    # what each line shows: its items, and their own tokens, categories and entities
+    shown, state, used, seen = [[] for _ in lines], [(0, 0, 0)] * len(lines), 0, set()
     # 1. each category once, where it first occurs coarse to fine; 2. the other categories of every line; 3. entities
     for kind, first in (("category", True), ("category", False), ("entity", False)) if folded else (("entity", False),):
+        cat = kind == "category"
         for i in order:
-            items = lines[i]["items"]
+            items, p = lines[i]["items"], prices[i]
             for k in sorted((k for k, it in enumerate(items) if it[0] == kind and k not in shown[i]
                              and not (first and it[3] in seen)), key=lambda k: (items[k][3] not in ev, k)):
-                c = tokens(i, shown[i] + [k])
-                if used - cost[i] + c > max_tokens: break  # this line is full; a later, shorter one may still fit
-                shown[i].append(k); used += c - cost[i]; cost[i] = c; seen.add(items[k][3])
+                total, cats, ents = state[i]
+                new = (total + p.each[k], cats + cat, ents + (not cat))
+                extra = p.tokens(*new) - p.tokens(total, cats, ents)
+                if used + extra > max_tokens: break  # this line is full; a later, shorter one may still fit
+                shown[i].append(k); used += extra; state[i] = new; seen.add(items[k][3])
     return shown
 
 # %% ../nbs/03_semantize.ipynb #6a7b8c9d
 def _document(lines: list[dict], cfg: SemantizeConfig) -> dict:
     "One user's MUB: every candidate in full, or what `fit_budget` chose; text and per-line metadata."
-    keep = fit_budget(lines, cfg.max_tokens,
-                      cfg.categories) if cfg.max_tokens else [list(range(len(l["items"]))) for l in lines]
+    keep = [list(range(len(l["items"]))) for l in lines]
+    # every line in full when it fits (a header is at least 16 tokens, an item 1: skip the try when that is too many)
+    shown = [_render(l, k, cfg.categories) for l, k in zip(lines, keep)] if not cfg.max_tokens or (
+        16 * len(lines) + sum(map(len, keep)) <= cfg.max_tokens) else None
+    if cfg.max_tokens and (shown is None or sum(token_count(s[0]) for s in shown) > cfg.max_tokens):
+        keep = fit_budget(lines, cfg.max_tokens, cfg.categories)
+        shown = [_render(l, k, cfg.categories) if k else None for l, k in zip(lines, keep)]
     doc = dict(text=[], lines=[], events_in_mub=0, lines_over_budget=sum(1 for k in keep if not k))
-    for line, k in zip(lines, keep):
+    for line, k, s in zip(lines, keep, shown):
         if not k: continue
-        text, cats, ents = _render(line, k, cfg.categories)
+        text, cats, ents = s
         _, tm, gr, s, a = line["key"]
         doc["text"].append(text)
         doc["lines"].append(dict(source=s, time=tm, grain=gr, action=a, count=line["count"],
@@ -776,10 +842,14 @@ def build_mub(rows: pd.DataFrame, cfg: SemantizeConfig) -> tuple[pd.DataFrame, d
     return pd.DataFrame(rows_out, columns=cols), counts
 
 # %% ../nbs/03_semantize.ipynb #2a2c2638
+def _jsonl_rows(path: Path, sample_bytes: int = 1 << 20) -> int:
+    "Lines in a JSONL file, estimated from its size and the lines of its first `sample_bytes`."
+    with open(path, "rb") as f: head = f.read(sample_bytes)
+    return math.ceil(path.stat().st_size * head.count(b"\n") / max(len(head), 1)) + 1
+
 def estimate_rows(events: str | Path) -> int:
-    "Rows in the input: exact for Parquet (file metadata), estimated from file size for JSONL (~200 bytes a line)."
-    return sum(_parquet_file(f).metadata.num_rows if f.suffix == ".parquet" else f.stat().st_size // 200 + 1
-               for f in _files(events))
+    "Rows in the input: exact for Parquet (file metadata), estimated for JSONL (from the first MiB's lines)."
+    return sum(_parquet_file(f).metadata.num_rows if f.suffix == ".parquet" else _jsonl_rows(f) for f in _files(events))
 
 def _bucket_of(user_ids: pd.Series, buckets: int) -> np.ndarray:
     "Stable partition of users (the same across runs and machines)."
@@ -847,7 +917,8 @@ def _read_pass(events: str | Path, cfg: SemantizeConfig, as_of: pd.Timestamp, bu
         p.counts["read"] += len(batch) + len(bad)
         ok = pd.DataFrame()
         if len(batch):
-            if "user_id" in batch: p.users_seen.update(batch["user_id"].dropna().astype(str).str.strip())
+            if "user_id" in batch:
+                p.users_seen.update(pd.Series(batch["user_id"].dropna().unique()).astype(str).str.strip())
             ok, qrows = validate_batch(batch, cfg, as_of)
             bad = bad + qrows
         for q in bad:
@@ -875,8 +946,9 @@ def _semantize_partition(name: str, source, cfg: SemantizeConfig, mub_dir: Path,
     "Semantize one user partition (a DataFrame, or a directory of Parquet batches) into `mub_dir/part-<name>.parquet`."
     kb = load_knowledge_base()
     df = source if isinstance(source, pd.DataFrame) else pd.read_parquet(source)
-    rows = prepare_rows(df.sort_values("_seq", kind="stable").drop(columns="_seq").reset_index(drop=True),
-                        default_refiner(), {c.id for c in kb.categories}, cfg)
+    if not df["_seq"].is_monotonic_increasing: df = df.sort_values("_seq", kind="stable")
+    rows = prepare_rows(df.drop(columns="_seq").reset_index(drop=True), default_refiner(),
+                        {c.id for c in kb.categories}, cfg)
     docs, counts = build_mub(rows, cfg)
     raw_chars = _serialised_chars(rows)
     docs["chars_raw"] = docs.user_id.map(raw_chars.groupby(rows.user_id).sum()).astype("int64")
