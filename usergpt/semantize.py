@@ -593,9 +593,9 @@ def _time_slices(df: pd.DataFrame, cfg: SemantizeConfig) -> tuple[pd.DataFrame, 
     texts = np.concatenate([day, [t[:7] for t in day], [t[:4] for t in day]])  # as a day, a month, a year
     grain = np.where(recent, 0, np.where(old, 2, 1))
     names, code = np.unique(texts, return_inverse=True)  # categorical, in text order: fast group-bys, same order
-    return df.assign(grain=pd.Categorical.from_codes(grain, ["day", "month", "year"]),
-                     time=pd.Categorical.from_codes(code[inv + len(day) * grain], names)), pd.Series(recent,
-                                                                                                    index=df.index)
+    df = df.assign(grain=pd.Categorical.from_codes(grain, ["day", "month", "year"]),
+                   time=pd.Categorical.from_codes(code[inv + len(day) * grain], names))
+    return df, pd.Series(recent, index=df.index)
 
 def _long_horizon(df: pd.DataFrame, cfg: SemantizeConfig) -> pd.Series:
     """Rows kept outside the recent window: high-impact actions (`high_impact` for every source, `source_high_impact`
@@ -805,9 +805,9 @@ def _document(lines: list[dict], cfg: SemantizeConfig) -> dict:
         keep = fit_budget(lines, cfg.max_tokens, cfg.categories)
         shown = [_render(l, k, cfg.categories) if k else None for l, k in zip(lines, keep)]
     doc = dict(text=[], lines=[], events_in_mub=0, lines_over_budget=sum(1 for k in keep if not k))
-    for line, k, s in zip(lines, keep, shown):
+    for line, k, rendered in zip(lines, keep, shown):
         if not k: continue
-        text, cats, ents = s
+        text, cats, ents = rendered
         _, tm, gr, s, a = line["key"]
         doc["text"].append(text)
         doc["lines"].append(dict(source=s, time=tm, grain=gr, action=a, count=line["count"],
