@@ -40,8 +40,12 @@ def reward_functions(schema: TagSchema, tokenizer=None) -> list:
         if tokenizer is None or completion_ids is None: return completions
         return [tokenizer.decode(ids, skip_special_tokens=False).replace(tokenizer.pad_token, "")
                 .split(tokenizer.eos_token)[0] for ids in completion_ids]
+    def answered(text: str, t: str) -> bool:
+        "Parseable, and for the summary task a summary that says something (an empty one is no answer)."
+        p = parse_output(text, schema, task=t)
+        return p.ok and (t != "summary" or bool(p.answer["summary"].strip()))
     def format_reward(prompts, completions, task, completion_ids=None, **kw) -> list[float]:
-        return [float(parse_output(c, schema, task=t).ok) for c, t in zip(texts(completions, completion_ids), task)]
+        return [float(answered(c, t)) for c, t in zip(texts(completions, completion_ids), task)]
     def accuracy_reward(prompts, completions, task, labels, completion_ids=None, **kw) -> list[float | None]:
         out = []
         for c, t, lab in zip(texts(completions, completion_ids), task, labels):
@@ -54,8 +58,8 @@ def reward_functions(schema: TagSchema, tokenizer=None) -> list:
         out = []
         for c, t, lab in zip(texts(completions, completion_ids), task, labels):
             if t != "summary": out.append(None); continue
-            text = (parse_output(c, schema, task="summary").answer or {}).get("summary", "")
-            out.append(float(np.mean(list(judge.score(text, json.loads(lab)).values()))) / 10)
+            text = (parse_output(c, schema, task="summary").answer or {}).get("summary", "").strip()
+            out.append(float(np.mean(list(judge.score(text, json.loads(lab)).values()))) / 10 if text else 0.0)
         return out
     return [format_reward, accuracy_reward, summary_reward]
 

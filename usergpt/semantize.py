@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import hashlib
-import io
 import json
 import math
 import re
@@ -39,7 +39,7 @@ from .pii import redact_pii
 __all__ = ['REQUIRED', 'OPTIONAL', 'CONTRACT', 'HIDDEN_LABELS', 'INPUT_SUFFIXES', 'SOURCE_NAMES', 'SOURCE_IDS', 'MUB_SCHEMA',
            'read_event_batches', 'validate_batch', 'RuleRefiner', 'default_refiner', 'MubLine', 'clean_name',
            'item_text', 'source_name', 'source_id', 'render_line', 'parse_line', 'parse_mub', 'entity_lexicon',
-           'entity_category', 'price_band', 'prepare_rows', 'evidence_categories', 'reference_tokenizer',
+           'entity_category', 'price_band', 'prepare_rows', 'evidence_categories', 'Candidates', 'reference_tokenizer',
            'count_tokens', 'token_count', 'LinePrice', 'line_pricer', 'fit_budget', 'candidate_lines', 'build_mub',
            'estimate_rows', 'semantize', 'timed_pass', 'fresh_timed_pass', 'semantize_stage', 'load_mub',
            'with_options', 'semantized', 'semantize_cli', 'pii_scores', 'refinement_scores', 'evidence_units',
@@ -130,7 +130,7 @@ def _arrow_batch(body: bytes, n: int, first: int, path: Path, order: list | None
     body = body if body.endswith(b"\n") else body + b"\n"
     for i, (schema, unexpected) in enumerate(order):
         try:
-            tb = pa_json.read_json(io.BytesIO(body), read_options=pa_json.ReadOptions(
+            tb = pa_json.read_json(pa.BufferReader(body), read_options=pa_json.ReadOptions(
                 use_threads=False, block_size=max(len(body), 1 << 20)), parse_options=pa_json.ParseOptions(
                 explicit_schema=schema, unexpected_field_behavior=unexpected))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError): continue
@@ -395,13 +395,20 @@ def _items(names: tuple, counts: tuple) -> str:
 @functools.lru_cache(maxsize=1 << 12)
 def _action_name(action: str) -> str: return clean_name(action).title()
 
+def _head(source: str, time: str, action: str, count: int) -> str:
+    "A line's header, up to the bar before its items."
+    return f"[Source: {source_name(source)}] [TIME: {time}] [TYPE: {_action_name(action)}] [COUNT: {count}] |"
+
+def _line_text(head: str, cats: str | None, ents: str) -> str:
+    "A line from its header and its items joined (`cats` None: the line shows no category distribution)."
+    if cats is None: return f"{head} {ents}"
+    return f"{head} {cats} |" + (f" {ents}" if ents else "")
+
 def render_line(line: MubLine) -> str:
     "The MUB text of one line."
-    head = (f"[Source: {source_name(line.source)}] [TIME: {line.time}] [TYPE: {_action_name(line.action)}] "
-            f"[COUNT: {line.count}] |")
-    ents = _items(line.entities, line.entity_counts)
-    if not line.categories: return f"{head} {ents}"
-    return f"{head} {_items(line.categories, line.category_counts)} |" + (f" {ents}" if ents else "")
+    return _line_text(_head(line.source, line.time, line.action, line.count),
+                      _items(line.categories, line.category_counts) if line.categories else None,
+                      _items(line.entities, line.entity_counts))
 
 def _parse_items(text: str) -> tuple[tuple, tuple]:
     "(names, counts) of a comma-separated item list (quoted names may hold commas)."
@@ -493,6 +500,10 @@ def _attr_value(attrs: str, key: str) -> str:
     if isinstance(v, float): return f"{v:g}"
     return clean_name(str(v))[:40]
 
+def _text(values: np.ndarray, index: pd.Index) -> pd.Series:
+    "A column of Python strings kept as they are (no conversion to Arrow-backed text: the steps after group them)."
+    return pd.Series(values, index=index, dtype=object)
+
 def _with_salient(df: pd.DataFrame, salient: list[str]) -> pd.DataFrame:
     "Entities of each `source:field` pair carry that field's value (per distinct `attrs` text)."
     for pair in salient:
@@ -504,8 +515,13 @@ def _with_salient(df: pd.DataFrame, salient: list[str]) -> pd.DataFrame:
             codes, uniq = pd.factorize(df.loc[rows, "attrs"])
             vals = np.array([_attr_value(a, key) for a in uniq], dtype=object)[codes]
         core = df["core"].to_numpy(object).copy()
-        core[rows] = [c + f" · {key} {v}" if v else c for c, v in zip(core[rows], vals)]
-        df["core"] = core
+        c_codes, c_uniq = pd.factorize(core[rows])
+        v_codes, v_uniq = pd.factorize(vals)
+        pairs, inv = np.unique(c_codes.astype(np.int64) * len(v_uniq) + v_codes, return_inverse=True)
+        names = [c_uniq[c] + f" · {key} {v_uniq[v]}" if v_uniq[v] else c_uniq[c]  # each distinct pair once
+                 for c, v in zip(*np.divmod(pairs, len(v_uniq)))]
+        core[rows] = np.array(names, dtype=object)[inv]
+        df["core"] = _text(core, df.index)
     return df
 
 # %% ../nbs/03_semantize.ipynb #4f6f9630
@@ -518,14 +534,14 @@ def prepare_rows(df: pd.DataFrame, refiner: RuleRefiner, category_ids: set, cfg:
     pii = dict(entities=tuple(cfg.pii_entities), regions=tuple(cfg.pii_regions))
     red_uniq = np.array([redact_pii(u, **pii) for u in ent_uniq], dtype=object)
     redacted = red_uniq[ent_codes]
-    df["entity_redacted"] = redacted
+    df["entity_redacted"] = _text(redacted, df.index)
     placed = df["source"].isin(["travel", "poi"]).to_numpy()
     city = np.where(placed, df["city"].to_numpy(object), "")
     # distinct (redacted entity, source, city-if-placed) keys, factorised on integer codes
     red_local, red_texts = pd.factorize(red_uniq)  # two raw entities may redact to the same text
     red_codes = red_local[ent_codes]
     src_codes, src_uniq = pd.factorize(df["source"])
-    city_codes, city_uniq = pd.factorize(pd.Series(city))
+    city_codes, city_uniq = pd.factorize(city)
     packed = (red_codes.astype(np.int64) * len(src_uniq) + src_codes) * len(city_uniq) + city_codes
     codes, uniq_packed = pd.factorize(packed)
     r_i, rest = np.divmod(uniq_packed, len(src_uniq) * len(city_uniq))
@@ -540,10 +556,10 @@ def prepare_rows(df: pd.DataFrame, refiner: RuleRefiner, category_ids: set, cfg:
     if is_search.any():
         lower = pd.Series(redacted[is_search]).str.lower().to_numpy(object)
         core[is_search], refined[is_search] = lower, lower
-    df["core"], df["refined"] = core, refined
+    df["core"], df["refined"] = _text(core, df.index), _text(refined, df.index)
     guess = guess_u[codes]
     cat = df["category"].to_numpy(object) if "category" in df else np.full(len(df), "", dtype=object)
-    known = pd.Series(cat).isin(category_ids).to_numpy()
+    known = pd.Series(cat, dtype=object).isin(category_ids).to_numpy()
     own = cat.copy()  # a category outside the taxonomy keeps its own name
     if not known.all(): own[~known] = pd.Series(cat[~known]).str.strip().str.lower().to_numpy(object)
     cat = np.where(known, cat, np.where(guess != "", guess, np.where(own != "", own, "other")))
@@ -557,8 +573,8 @@ def prepare_rows(df: pd.DataFrame, refiner: RuleRefiner, category_ids: set, cfg:
         first = np.unique(key, return_index=True)[1]
         names = [_place_name(c, l, ct) for c, l, ct in zip(core[place][first], leaf[first], city[place][first])]
         core[place] = np.array(names, dtype=object)[key]
-        df["core"] = core
-    df["mub_category"] = cat
+        df["core"] = _text(core, df.index)
+    df["mub_category"] = _text(cat, df.index)
     return _with_salient(df, cfg.salient)
 
 # %% ../nbs/03_semantize.ipynb #0777d0cb
@@ -636,22 +652,36 @@ def _top_k(df: pd.DataFrame, cfg: SemantizeConfig, counts: dict) -> pd.DataFrame
 _LINE_KEYS = ["user_id", "time", "grain", "source", "action"]
 _GRAIN_RANK = {"year": 0, "month": 1, "day": 2}
 
+def _group_codes(df: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    "Each row's group among the distinct values of the categorical columns `keys`, numbered by first appearance."
+    g = np.zeros(len(df), dtype=np.int64)
+    for k in keys: g = pd.factorize(g * (len(df[k].cat.categories) + 1) + df[k].cat.codes.to_numpy())[0]
+    return g
+
 def _listed_entities(df: pd.DataFrame, cfg: SemantizeConfig) -> tuple[pd.DataFrame, dict]:
-    """The entities each line lists, in listing order (each kept category's top entity first, then by frequency), and
-    each line's count."""
-    ent_n = (df.groupby(_LINE_KEYS + ["core"], sort=False, observed=True)
-               .agg(n=("ts", "size"), first=("ts", "min"), cat=("mub_category", "first")).reset_index())
-    ent_n["line"] = ent_n.groupby(_LINE_KEYS, observed=True).ngroup()  # numbered in line-key order
-    ent_n["cat_n"] = ent_n.groupby(["line", "cat"], observed=True).n.transform("sum")
-    ent_n = ent_n.sort_values(["line", "cat_n", "cat", "n", "first"], ascending=[True, False, True, False, True],
-                              kind="stable")
-    ent_n["rep"] = ent_n.groupby(["line", "cat"], observed=True).cumcount() == 0
-    ent_n = ent_n.sort_values(["line", "rep", "cat_n", "n", "first"], ascending=[True, False, False, False, True],
-                              kind="stable")
-    ent_n["k"] = ent_n.groupby("line").cumcount()
-    reps = ent_n.groupby("line").rep.transform("sum")
-    line_n = ent_n.groupby(_LINE_KEYS, sort=False, observed=True).n.sum().to_dict()
-    return ent_n[ent_n.k < np.maximum(reps, cfg.max_entities)], line_n
+    """The entities each line lists, in listing order (each kept category's top entity first, then by frequency; ties
+    to the earliest), with their events and category; and each line's events by its key."""
+    line = _group_codes(df, _LINE_KEYS)
+    ent = pd.factorize(line * (len(df.core.cat.categories) + 1) + df.core.cat.codes.to_numpy())[0]
+    row = np.unique(ent, return_index=True)[1]  # each entity's first row
+    n, first = np.bincount(ent), np.full(len(row), np.iinfo(np.int64).max)
+    np.minimum.at(first, ent, df.ts.to_numpy().astype("datetime64[s]").view(np.int64))
+    e_line, cat = line[row], df.mub_category.cat.codes.to_numpy()[row].astype(np.int64)
+    pair = pd.factorize(e_line * (cat.max(initial=0) + 1) + cat)[0]  # (line, category)
+    cat_n = np.bincount(pair, weights=n).astype(np.int64)[pair]
+    # by line; the categories by events (ties by name); within one, entities by events, then the earliest
+    o = np.lexsort((first, -n, cat, -cat_n, e_line))
+    rep = np.zeros(len(o), dtype=bool)
+    rep[o[np.unique(pair[o], return_index=True)[1]]] = True  # each category's top entity
+    o = o[np.lexsort((first[o], -n[o], -cat_n[o], ~rep[o], e_line[o]))]  # tops first, then by events
+    starts = np.flatnonzero(np.diff(e_line[o], prepend=-1))  # where each line's entities start
+    k = np.arange(len(o)) - np.repeat(starts, np.diff(starts, append=len(o)))  # place within the line
+    keep = o[k < np.maximum(np.bincount(e_line, weights=rep).astype(np.int64)[e_line[o]], cfg.max_entities)]
+    first_of_line = np.unique(line, return_index=True)[1]
+    keys = zip(*(df[c].iloc[first_of_line].tolist() for c in _LINE_KEYS))
+    line_n = dict(zip(keys, np.bincount(e_line, weights=n).astype(np.int64).tolist()))
+    listed = df.iloc[row[keep]][_LINE_KEYS + ["core"]].assign(n=n[keep], cat=df.mub_category.iloc[row[keep]].to_numpy())
+    return listed.reset_index(drop=True), line_n
 
 def _category_items(df: pd.DataFrame) -> pd.DataFrame:
     """Each line's category distribution: (line keys, category id, its name in the MUB, events), most frequent first;
@@ -676,10 +706,42 @@ def evidence_categories() -> frozenset:
     tagged = {c for values in kb.evidence.values() for cats in values.values() for c in cats}
     return frozenset(tagged | {c.id for c in kb.categories if c.source == "poi"})
 
-def _candidates(listed: pd.DataFrame, line_n: dict, cat_items: pd.DataFrame | None,
-                top_k: int = 8) -> dict[str, list[dict]]:
-    """user -> candidate lines: key, grain, count, items [(kind, name, events, category id)]: the top-K categories, then
-    entities."""
+@dataclass
+class Candidates:
+    "A partition's candidate lines, flat: lines by user, time, source and action; items by line, categories first."
+    keys: list               # each line's key: (user, time, grain, source, action)
+    count: np.ndarray        # events each line summarises
+    start: np.ndarray        # each line's first item (one more entry: the number of items)
+    n_cats: np.ndarray       # category items of each line
+    names: list              # each item's name: a category's name in the MUB, or an entity
+    events: np.ndarray       # events each item stands for
+    cats: list               # each item's category id
+    is_cat: np.ndarray       # whether each item is a category
+    texts: list              # each item as shown (with `×n` when `folded`)
+    tokens: np.ndarray       # reference tokens of each item as shown
+    heads: list              # each line's header
+    head_tokens: np.ndarray  # reference tokens of each header
+    folded: bool             # repeats folded into counts, with the category distribution shown
+
+    def line(self, i: int) -> dict:
+        "Line `i` as `fit_budget` reads it: key, grain, count, items, and its price."
+        a, b = self.start[i], self.start[i + 1]
+        items = [("category" if c else "entity", n, e, k) for c, n, e, k in
+                 zip(self.is_cat[a:b].tolist(), self.names[a:b], self.events[a:b].tolist(), self.cats[a:b])]
+        return dict(key=self.keys[i], grain=self.keys[i][2], count=int(self.count[i]), items=items,
+                    folded=self.folded, price=LinePrice(int(self.head_tokens[i]), self.tokens[a:b].tolist(),
+                                                        self.is_cat[a:b].tolist()))
+
+    def full_tokens(self) -> np.ndarray:
+        "Reference tokens of each line in full (`LinePrice.full`, for every line at once)."
+        ents = np.diff(self.start) - self.n_cats
+        own = np.add.reduceat(self.tokens, self.start[:-1]) if len(self.keys) else np.zeros(0, dtype=np.int64)
+        return (self.head_tokens + own + np.maximum(self.n_cats - 1, 0) + np.maximum(ents - 1, 0)
+                + (self.n_cats > 0))
+
+def _candidates(listed: pd.DataFrame, line_n: dict, cat_items: pd.DataFrame | None, top_k: int = 8) -> Candidates:
+    """The candidate lines: each line's top-K categories (when `cat_items` is given: folded), then its entities; items
+    rendered and priced once, per distinct name and count."""
     cols = ["kind", "name", "n", "cat", "part"]
     parts = [listed.rename(columns={"core": "name"}).assign(kind="entity", part=1)]
     if cat_items is not None:  # the first top-K of each line, in `_category_items` order
@@ -693,13 +755,19 @@ def _candidates(listed: pd.DataFrame, line_n: dict, cat_items: pd.DataFrame | No
     items = items.take(order)
     new = np.ones(len(order), dtype=bool)  # where a line starts (the time names the grain)
     new[1:] = np.any([np.diff(c[order]) != 0 for c in codes], axis=0)
-    starts = np.flatnonzero(new).tolist()
+    starts = np.flatnonzero(new)
     keys = list(zip(*(items[k].iloc[starts].tolist() for k in _LINE_KEYS)))
-    its = list(zip(*(items[k].tolist() for k in cols[:4])))
-    users: dict[str, list[dict]] = {}
-    for key, a, b in zip(keys, starts, starts[1:] + [len(its)]):
-        users.setdefault(key[0], []).append(dict(key=key, grain=key[2], count=int(line_n[key]), items=its[a:b]))
-    return users
+    names, ns, cats = (items[k].tolist() for k in cols[1:4])
+    is_cat = items.part.to_numpy() == 0
+    folded = cat_items is not None
+    shown_n = ns if folded else [1] * len(ns)
+    count = [int(line_n[k]) for k in keys]
+    heads = [_head(k[3], k[1], k[4], n) for k, n in zip(keys, count)]
+    return Candidates(keys, np.array(count, dtype=np.int64), np.append(starts, len(order)),
+                      np.add.reduceat(is_cat, starts) if len(starts) else np.zeros(0, dtype=np.int64),
+                      names, np.array(ns, dtype=np.int64), cats, is_cat, list(map(item_text, names, shown_n)),
+                      np.array(list(map(_item_tokens, names, shown_n)), dtype=np.int64), heads,
+                      np.array(list(map(token_count, heads)), dtype=np.int64), folded)
 
 # %% ../nbs/03_semantize.ipynb #fbe10f7c
 @functools.cache
@@ -763,8 +831,15 @@ class LinePrice:
         cats = sum(self.is_cat[k] for k in keep)
         return self.tokens(sum(self.each[k] for k in keep), cats, len(keep) - cats)
 
+    @property
+    def full(self) -> int:
+        "Tokens when every item is shown."
+        cats = sum(self.is_cat)
+        return self.tokens(sum(self.each), cats, len(self.each) - cats)
+
 def line_pricer(line: dict, folded: bool = True) -> LinePrice:
     "The price of `line`: item indices -> reference tokens of the line showing them."
+    if "price" in line and line["folded"] == folded: return line["price"]
     return LinePrice(token_count(_render(line, [], folded)[0]),
                      [_item_tokens(it[1], it[2] if folded else 1) for it in line["items"]],
                      [it[0] == "category" for it in line["items"]])
@@ -775,7 +850,7 @@ def fit_budget(lines: list[dict], max_tokens: int, folded: bool = True) -> list[
     line by line; every addition is priced exactly, as the line's tokens with it minus without it."""
     ev = evidence_categories()
     prices = [line_pricer(l, folded) for l in lines]
-    if sum(p(range(len(p.each))) for p in prices) <= max_tokens: return [list(range(len(p.each))) for p in prices]
+    if sum(p.full for p in prices) <= max_tokens: return [list(range(len(p.each))) for p in prices]
     # year, month, day; newest first within a grain
     order = sorted(range(len(lines)), key=lambda i: (_GRAIN_RANK[lines[i]["grain"]], -i))
     # what each line shows: its items, and their own tokens, categories and entities
@@ -795,30 +870,65 @@ def fit_budget(lines: list[dict], max_tokens: int, folded: bool = True) -> list[
     return shown
 
 # %% ../nbs/03_semantize.ipynb #6a7b8c9d
-def _document(lines: list[dict], cfg: SemantizeConfig) -> dict:
-    "One user's MUB: every candidate in full, or what `fit_budget` chose; text and per-line metadata."
-    keep = [list(range(len(l["items"]))) for l in lines]
-    # every line in full when it fits (a header is at least 16 tokens, an item 1: skip the try when that is too many)
-    shown = [_render(l, k, cfg.categories) for l, k in zip(lines, keep)] if not cfg.max_tokens or (
-        16 * len(lines) + sum(map(len, keep)) <= cfg.max_tokens) else None
-    if cfg.max_tokens and (shown is None or sum(token_count(s[0]) for s in shown) > cfg.max_tokens):
-        keep = fit_budget(lines, cfg.max_tokens, cfg.categories)
-        shown = [_render(l, k, cfg.categories) if k else None for l, k in zip(lines, keep)]
-    doc = dict(text=[], lines=[], events_in_mub=0, lines_over_budget=sum(1 for k in keep if not k))
-    for line, k, rendered in zip(lines, keep, shown):
-        if not k: continue
-        text, cats, ents = rendered
-        _, tm, gr, s, a = line["key"]
-        doc["text"].append(text)
-        doc["lines"].append(dict(source=s, time=tm, grain=gr, action=a, count=line["count"],
-                                 entities=[e[1] for e in ents],
-                                 entity_counts=[e[2] for e in ents], category_names=[c[1] for c in cats],
-                                 category_counts=[c[2] for c in cats],
-                                 categories=list(dict.fromkeys([c[3] for c in cats] + [e[3] for e in ents]))))
-        doc["events_in_mub"] += line["count"]
-    return doc
+def _chosen(c: Candidates, max_tokens: int, categories: bool) -> np.ndarray:
+    "Which items the documents show: every item of a user whose lines fit `max_tokens` in full, else `fit_budget`'s."
+    keep = np.ones(len(c.names), dtype=bool)
+    if not max_tokens or not len(c.keys): return keep
+    user = np.unique([k[0] for k in c.keys], return_inverse=True)[1]  # lines are in user order
+    bounds = np.flatnonzero(np.diff(user, prepend=-1, append=-1))  # each user's first line, then the end
+    over = np.flatnonzero(np.bincount(user, c.full_tokens()) > max_tokens)
+    for u in over:
+        lines = range(bounds[u], bounds[u + 1])
+        for i, shown in zip(lines, fit_budget([c.line(i) for i in lines], max_tokens, categories)):
+            keep[c.start[i]:c.start[i + 1]] = False
+            keep[c.start[i] + np.asarray(shown, dtype=np.int64)] = True
+    return keep
 
-def candidate_lines(rows: pd.DataFrame, cfg: SemantizeConfig, counts: dict) -> tuple[dict, pd.Series]:
+# the metadata of each MUB line, as stored
+_LINE_STRUCT = pa.struct([("source", pa.string()), ("time", pa.string()), ("grain", pa.string()),
+                          ("action", pa.string()), ("count", pa.int64()),
+                          ("entities", pa.list_(pa.string())), ("entity_counts", pa.list_(pa.int64())),
+                          ("category_names", pa.list_(pa.string())), ("category_counts", pa.list_(pa.int64())),
+                          ("categories", pa.list_(pa.string()))])
+
+def _list_array(values: np.ndarray, per_line: np.ndarray, typ: pa.DataType) -> pa.ListArray:
+    "Consecutive runs of `values`, `per_line` of them each, as an Arrow list column."
+    return pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(per_line)]), pa.int32()),
+                                    pa.array(values, typ))
+
+def _lines_column(c: Candidates, keep: np.ndarray, shown: np.ndarray) -> pa.StructArray:
+    "The metadata of each shown line (`_LINE_STRUCT`), built column by column from the chosen items."
+    line_of = np.repeat(np.arange(len(c.keys)), np.diff(c.start))
+    names, ns, cats = np.array(c.names, dtype=object), c.events, np.array(c.cats, dtype=object)
+    def per(mask): return np.bincount(line_of[mask], minlength=len(c.keys))[shown]  # chosen items per shown line
+    ent, cat = keep & ~c.is_cat, keep & c.is_cat
+    kept = np.flatnonzero(keep)  # each line's category ids, once each, in item order
+    pair = pd.factorize(line_of[kept] * (len(c.names) + 1) + pd.factorize(cats[kept])[0])[0]
+    first = kept[np.unique(pair, return_index=True)[1]]
+    once = np.zeros(len(c.names), dtype=bool)
+    once[first] = True
+    key = [c.keys[i] for i in np.flatnonzero(shown)]
+    return pa.StructArray.from_arrays(
+        [pa.array([k[3] for k in key], pa.string()), pa.array([k[1] for k in key], pa.string()),
+         pa.array([k[2] for k in key], pa.string()), pa.array([k[4] for k in key], pa.string()),
+         pa.array(c.count[shown], pa.int64()),
+         _list_array(names[ent], per(ent), pa.string()), _list_array(ns[ent], per(ent), pa.int64()),
+         _list_array(names[cat], per(cat), pa.string()), _list_array(ns[cat], per(cat), pa.int64()),
+         _list_array(cats[once], per(once), pa.string())], fields=list(_LINE_STRUCT))
+
+def _line_texts(c: Candidates, keep: np.ndarray, shown: np.ndarray) -> list[str]:
+    "The text of each shown line: its header, its chosen categories (if any) and entities."
+    full = np.add.reduceat(keep, c.start[:-1]) == np.diff(c.start) if len(c.keys) else shown
+    kept, texts = keep.tolist(), c.texts
+    out = []
+    for i in np.flatnonzero(shown).tolist():
+        a, m, b = int(c.start[i]), int(c.start[i] + c.n_cats[i]), int(c.start[i + 1])
+        if full[i]: cats, ents = texts[a:m], texts[m:b]
+        else: cats, ents = [texts[k] for k in range(a, m) if kept[k]], [texts[k] for k in range(m, b) if kept[k]]
+        out.append(_line_text(c.heads[i], ", ".join(cats) if cats else None, ", ".join(ents)))
+    return out
+
+def candidate_lines(rows: pd.DataFrame, cfg: SemantizeConfig, counts: dict) -> tuple[Candidates, pd.Series]:
     "Every user's candidate lines (before the budget) and events per user, from prepared rows; `counts` is updated."
     df = _dedupe(rows, counts)
     events_in = df.groupby("user_id", sort=True, observed=True).size()
@@ -828,18 +938,25 @@ def candidate_lines(rows: pd.DataFrame, cfg: SemantizeConfig, counts: dict) -> t
     return _candidates(*_listed_entities(df, cfg), cats, cfg.top_k), events_in
 
 def build_mub(rows: pd.DataFrame, cfg: SemantizeConfig) -> tuple[pd.DataFrame, dict]:
-    "MUB documents for every user in `rows` (prepared, any order). Returns (one row per user, counts)."
+    """MUB documents for every user in `rows` (prepared, any order): one row per user (users whose every event was
+    filtered get an empty document), and the counts."""
     counts = dict.fromkeys(_STEP_COUNTS, 0)
     cols = ["user_id", "mub_text", "lines", "n_lines", "events_in", "events_in_mub"]
     if rows.empty: return pd.DataFrame(columns=cols), counts
-    users, events_in = candidate_lines(rows, cfg, counts)
-    rows_out = []
-    for u in sorted(events_in.index):  # users whose every event was filtered get an empty document
-        d = _document(users.get(u, []), cfg)
-        counts["lines_over_budget"] += d["lines_over_budget"]
-        rows_out.append(dict(user_id=u, mub_text="\n".join(d["text"]), lines=d["lines"], n_lines=len(d["lines"]),
-                             events_in=int(events_in[u]), events_in_mub=d["events_in_mub"]))
-    return pd.DataFrame(rows_out, columns=cols), counts
+    c, events_in = candidate_lines(rows, cfg, counts)
+    keep = _chosen(c, cfg.max_tokens, cfg.categories)
+    shown = np.add.reduceat(keep, c.start[:-1]) > 0 if len(c.keys) else np.zeros(0, dtype=bool)
+    counts["lines_over_budget"] = int((~shown).sum())
+    users = sorted(events_in.index)
+    line_user = pd.Index(users).get_indexer([c.keys[i][0] for i in np.flatnonzero(shown)])
+    n_lines = np.bincount(line_user, minlength=len(users))
+    texts, bounds = _line_texts(c, keep, shown), np.concatenate([[0], np.cumsum(n_lines)]).tolist()
+    lines = pa.ListArray.from_arrays(pa.array(bounds, pa.int32()), _lines_column(c, keep, shown))
+    return pd.DataFrame(dict(user_id=users, mub_text=["\n".join(texts[a:b]) for a, b in zip(bounds, bounds[1:])],
+                             lines=pd.arrays.ArrowExtensionArray(lines), n_lines=n_lines.astype(np.int64),
+                             events_in=events_in.loc[users].to_numpy(np.int64),
+                             events_in_mub=np.bincount(line_user, c.count[shown],
+                                                       minlength=len(users)).astype(np.int64)), columns=cols), counts
 
 # %% ../nbs/03_semantize.ipynb #2a2c2638
 def _jsonl_rows(path: Path, sample_bytes: int = 1 << 20) -> int:
@@ -855,16 +972,19 @@ def _bucket_of(user_ids: pd.Series, buckets: int) -> np.ndarray:
     "Stable partition of users (the same across runs and machines)."
     return (pd.util.hash_array(user_ids.to_numpy(dtype=object), categorize=False) % np.uint64(buckets)).astype(np.int64)
 
-_LINE_STRUCT = pa.struct([("source", pa.string()), ("time", pa.string()), ("grain", pa.string()),
-                          ("action", pa.string()), ("count", pa.int64()),
-                          ("entities", pa.list_(pa.string())), ("entity_counts", pa.list_(pa.int64())),
-                          ("category_names", pa.list_(pa.string())), ("category_counts", pa.list_(pa.int64())),
-                          ("categories", pa.list_(pa.string()))])
 MUB_SCHEMA = pa.schema([("user_id", pa.string()), ("mub_text", pa.string()), ("lines", pa.list_(_LINE_STRUCT)),
                         ("n_lines", pa.int64()),
                         ("events_in", pa.int64()), ("events_in_mub", pa.int64()), ("chars_raw", pa.int64()),
                         ("chars_refined", pa.int64()),
                         ("chars_mub", pa.int64())])
+
+@functools.cache
+def _mub_metadata() -> dict:
+    """The pandas metadata of a MUB file (Arrow-built `lines` are stored as a column of Python lists is: readers get
+    the same columns whichever way it was built)."""
+    one = pd.DataFrame({f.name: [[]] if f.name == "lines" else [""] if pa.types.is_string(f.type) else [0]
+                        for f in MUB_SCHEMA})
+    return pa.Table.from_pandas(one, schema=MUB_SCHEMA, preserve_index=False).schema.metadata
 
 def _price_text(price: pd.Series) -> pd.Series:
     "Prices as JSON numbers (null when missing), formatted by Arrow's C++ cast."
@@ -941,9 +1061,23 @@ def _read_pass(events: str | Path, cfg: SemantizeConfig, as_of: pd.Timestamp, bu
     return p
 
 # %% ../nbs/03_semantize.ipynb #7b8c9d0e
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause Python's cycle collector (reference counting still frees memory) while a partition builds its hundreds of
+    thousands of small tuples and dicts: each collection would walk every live object, the memoised names included."""
+    was = gc.isenabled()
+    gc.disable()
+    try: yield
+    finally:
+        if was: gc.enable()
+
 def _semantize_partition(name: str, source, cfg: SemantizeConfig, mub_dir: Path,
                          keep_rows: bool) -> tuple[dict, int, pd.DataFrame | None]:
     "Semantize one user partition (a DataFrame, or a directory of Parquet batches) into `mub_dir/part-<name>.parquet`."
+    with _gc_paused(): return _partition_mub(name, source, cfg, mub_dir, keep_rows)
+
+def _partition_mub(name: str, source, cfg: SemantizeConfig, mub_dir: Path,
+                   keep_rows: bool) -> tuple[dict, int, pd.DataFrame | None]:
     kb = load_knowledge_base()
     df = source if isinstance(source, pd.DataFrame) else pd.read_parquet(source)
     if not df["_seq"].is_monotonic_increasing: df = df.sort_values("_seq", kind="stable")
@@ -951,11 +1085,14 @@ def _semantize_partition(name: str, source, cfg: SemantizeConfig, mub_dir: Path,
                         {c.id for c in kb.categories}, cfg)
     docs, counts = build_mub(rows, cfg)
     raw_chars = _serialised_chars(rows)
-    docs["chars_raw"] = docs.user_id.map(raw_chars.groupby(rows.user_id).sum()).astype("int64")
-    refined = (raw_chars - rows.entity.str.len() + rows.refined.astype(str).str.len()).groupby(rows.user_id).sum()
-    docs["chars_refined"] = docs.user_id.map(refined).astype("int64")
+    refined = raw_chars - rows.entity.str.len() + rows.refined.astype(str).str.len()
+    user, ids = pd.factorize(rows.user_id)
+    at = pd.Index(ids).get_indexer(docs.user_id)  # each document's user
+    docs["chars_raw"] = np.bincount(user, raw_chars.to_numpy(np.float64))[at].astype("int64")
+    docs["chars_refined"] = np.bincount(user, refined.to_numpy(np.float64))[at].astype("int64")
     docs["chars_mub"] = docs.mub_text.str.len().astype("int64")
-    table = pa.Table.from_pandas(docs[[f.name for f in MUB_SCHEMA]], schema=MUB_SCHEMA, preserve_index=False)
+    table = pa.Table.from_pandas(docs[[f.name for f in MUB_SCHEMA]], schema=MUB_SCHEMA,
+                                 preserve_index=False).replace_schema_metadata(_mub_metadata())
     pq.write_table(table, mub_dir / f"part-{name[1:]}.parquet", compression="zstd")
     return counts, len(docs), rows if keep_rows else None
 
