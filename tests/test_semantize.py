@@ -200,3 +200,29 @@ def test_a_user_with_a_million_events_streams(tmp_path):
     assert out["peak_mb"] < 4000
     doc = pd.read_parquet(tmp_path / "out" / "mub").iloc[0]
     assert doc.events_in == n - c["duplicates_dropped"] and doc.n_lines > 24 and "[TIME: 2024]" in doc.mub_text
+
+
+def test_stored_lines_say_what_the_text_says(tmp_path):
+    """Every document's stored line metadata reads back from its text, for users whose lines fit the budget whole and
+    for users cut to it (the two are assembled differently)."""
+    from usergpt.semantize import clean_name
+    simulate(SimulateConfig(n_users=8, horizon_months=3, users_per_shard=8), 0, tmp_path / "sim", progress=False)
+    docs = {}
+    for name in ("whole", "cut"):  # the budget: the median user's whole document
+        budget = int(np.median(count_tokens(docs["whole"].mub_text.tolist()))) if docs else 0
+        semantize(tmp_path / "sim" / "events", tmp_path / name, SemantizeConfig(categories=True, max_tokens=budget),
+                  progress=False)
+        docs[name] = pd.read_parquet(tmp_path / name / "mub").set_index("user_id").sort_index()
+    same = docs["cut"].mub_text == docs["whole"].mub_text
+    assert same.any() and not same.all()  # users whose lines fit whole, and users cut to the budget
+    for d in docs.values():
+        for text, lines, n_lines, in_mub in zip(d.mub_text, d.lines, d.n_lines, d.events_in_mub):
+            parsed = parse_mub(text)
+            assert len(parsed) == len(lines) == n_lines and sum(l["count"] for l in lines) == in_mub
+            for p, l in zip(parsed, lines):
+                ents = tuple(map(clean_name, l["entities"]))
+                counts = tuple(l["entity_counts"]) if any(c > 1 for c in l["entity_counts"]) else ()
+                assert (p.source, p.time, p.action, p.count) == (l["source"], l["time"], l["action"], l["count"])
+                assert (p.entities, p.entity_counts) == (ents, counts)
+                assert (p.categories, p.category_counts) == (tuple(l["category_names"]), tuple(l["category_counts"]))
+                assert set(l["categories"]) and len(set(l["categories"])) == len(l["categories"])

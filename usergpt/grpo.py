@@ -7,6 +7,8 @@ Docs: https://usergpt.github.io/usergpt/grpo.html.md"""
 # %% ../nbs/08c_grpo.ipynb #g0000003
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import shutil
 import time
@@ -155,8 +157,11 @@ def grpo_run(start: Path, tokenizer, dataset, out: Path, prof, sample: bool, gro
     data and start); returns its rewards, kept fractions and timing."""
     from transformers.trainer_utils import get_last_checkpoint
     cfg = prof.grpo
+    # what the run learns from: settings, filters, start, data, and the rewards' definition (their source)
+    rewards = hashlib.sha256(inspect.getsource(reward_functions).encode()).hexdigest()[:16]
     key = json.dumps(dict(cfg=cfg.__dict__, sample=sample, group=group, start=str(start), data=dataset._fingerprint,
-                          start_key=json.loads((Path(start) / SIDECAR).read_text()).get("run_key")), sort_keys=True)
+                          rewards=rewards, start_key=json.loads((Path(start) / SIDECAR).read_text()).get("run_key")),
+                     sort_keys=True)
     done = json.loads((out / SIDECAR).read_text()) if (out / SIDECAR).is_file() else {}
     if done.get("run_key") == key: return done["metrics"]
     model, _ = load_model(start, device="cuda" if torch.cuda.is_available() else "cpu")
