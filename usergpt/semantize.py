@@ -742,11 +742,11 @@ class Candidates:
 def _candidates(listed: pd.DataFrame, line_n: dict, cat_items: pd.DataFrame | None, top_k: int = 8) -> Candidates:
     """The candidate lines: each line's top-K categories (when `cat_items` is given: folded), then its entities; items
     rendered and priced once, per distinct name and count."""
-    cols = ["kind", "name", "n", "cat", "part"]
-    parts = [listed.rename(columns={"core": "name"}).assign(kind="entity", part=1)]
+    cols = ["name", "n", "cat", "part"]
+    parts = [listed.rename(columns={"core": "name"}).assign(part=1)]
     if cat_items is not None:  # the first top-K of each line, in `_category_items` order
         top = cat_items[cat_items.groupby(_LINE_KEYS, observed=True).cumcount().to_numpy() < top_k]
-        parts.insert(0, top.rename(columns={"item": "name", "mub_category": "cat"}).assign(kind="category", part=0))
+        parts.insert(0, top.rename(columns={"item": "name", "mub_category": "cat"}).assign(part=0))
     items = pd.concat([p[_LINE_KEYS + cols] for p in parts], ignore_index=True)
     rank = items.source.map({s: i for i, s in enumerate(SOURCES)}).astype(float).fillna(len(SOURCES)).to_numpy()
     # a user's lines by time, then source (built-in sources in their order), then action; categories before entities
@@ -757,7 +757,7 @@ def _candidates(listed: pd.DataFrame, line_n: dict, cat_items: pd.DataFrame | No
     new[1:] = np.any([np.diff(c[order]) != 0 for c in codes], axis=0)
     starts = np.flatnonzero(new)
     keys = list(zip(*(items[k].iloc[starts].tolist() for k in _LINE_KEYS)))
-    names, ns, cats = (items[k].tolist() for k in cols[1:4])
+    names, ns, cats = (items[k].tolist() for k in cols[:3])
     is_cat = items.part.to_numpy() == 0
     folded = cat_items is not None
     shown_n = ns if folded else [1] * len(ns)
@@ -874,7 +874,7 @@ def _chosen(c: Candidates, max_tokens: int, categories: bool) -> np.ndarray:
     "Which items the documents show: every item of a user whose lines fit `max_tokens` in full, else `fit_budget`'s."
     keep = np.ones(len(c.names), dtype=bool)
     if not max_tokens or not len(c.keys): return keep
-    user = np.unique([k[0] for k in c.keys], return_inverse=True)[1]  # lines are in user order
+    user = pd.factorize(np.array([k[0] for k in c.keys], dtype=object))[0]  # a user's lines are consecutive
     bounds = np.flatnonzero(np.diff(user, prepend=-1, append=-1))  # each user's first line, then the end
     over = np.flatnonzero(np.bincount(user, c.full_tokens()) > max_tokens)
     for u in over:
