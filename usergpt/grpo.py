@@ -157,8 +157,10 @@ def grpo_run(start: Path, tokenizer, dataset, out: Path, prof, sample: bool, gro
     data and start); returns its rewards, kept fractions and timing."""
     from transformers.trainer_utils import get_last_checkpoint
     cfg = prof.grpo
-    # what the run learns from: settings, filters, start, data, and the rewards' definition (their source)
-    rewards = hashlib.sha256(inspect.getsource(reward_functions).encode()).hexdigest()[:16]
+    # what the run learns from: settings, filters, start, data, and the rewards' definition (their source, and the
+    # parser and judge they score with)
+    sources = map(inspect.getsource, (reward_functions, inspect.getmodule(parse_output)))
+    rewards = hashlib.sha256("".join(sources).encode()).hexdigest()[:16]
     key = json.dumps(dict(cfg=cfg.__dict__, sample=sample, group=group, start=str(start), data=dataset._fingerprint,
                           rewards=rewards, start_key=json.loads((Path(start) / SIDECAR).read_text()).get("run_key")),
                      sort_keys=True)

@@ -662,7 +662,7 @@ def _listed_entities(df: pd.DataFrame, cfg: SemantizeConfig) -> tuple[pd.DataFra
     """The entities each line lists, in listing order (each kept category's top entity first, then by frequency; ties
     to the earliest), with their events and category; and each line's events by its key."""
     line = _group_codes(df, _LINE_KEYS)
-    ent = pd.factorize(line * (len(df.core.cat.categories) + 1) + df.core.cat.codes.to_numpy())[0]
+    ent = _group_codes(df, _LINE_KEYS + ["core"])
     row = np.unique(ent, return_index=True)[1]  # each entity's first row
     n, first = np.bincount(ent), np.full(len(row), np.iinfo(np.int64).max)
     np.minimum.at(first, ent, df.ts.to_numpy().astype("datetime64[s]").view(np.int64))
@@ -980,8 +980,8 @@ MUB_SCHEMA = pa.schema([("user_id", pa.string()), ("mub_text", pa.string()), ("l
 
 @functools.cache
 def _mub_metadata() -> dict:
-    """The pandas metadata of a MUB file (Arrow-built `lines` are stored as a column of Python lists is: readers get
-    the same columns whichever way it was built)."""
+    """The pandas metadata of a MUB file, as a frame whose `lines` are Python lists gives it: the Arrow-built column is
+    stored (and read back) exactly as such a frame would be."""
     one = pd.DataFrame({f.name: [[]] if f.name == "lines" else [""] if pa.types.is_string(f.type) else [0]
                         for f in MUB_SCHEMA})
     return pa.Table.from_pandas(one, schema=MUB_SCHEMA, preserve_index=False).schema.metadata
