@@ -71,6 +71,9 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     assert (perf["peak_gflops"] > 0 and perf["train"]["sft_legacy"]["tokens_per_second"] > 0
             and 0 < perf["train"]["sft_legacy"]["mfu"] < 1)
     assert perf["generation"]["usergpt_sft_legacy"]["in_domain"]["sequences"] == 20 * 10  # evaluate.users = 20
+    train_runs = metrics["train"]["runs"]  # gold resumes from the legacy model for train.chain_steps = 5
+    assert [train_runs[r]["starts_from"] for r in ("sft_legacy", "sft_gold")] == ["pretrain", "sft_legacy"]
+    assert (train_runs["sft_legacy"]["steps"], train_runs["sft_gold"]["steps"]) == (10, 5)
     assert all(perf["wall_seconds"][s] > 0 for s in ("simulate", "train", "evaluate"))
     runs_dir = out / "runs" / "smoke"
     # every model directory loads as a checkpoint with its sidecar
@@ -92,7 +95,9 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     assert budget["max_tokens"] == 400 and budget["tokens_mean"] <= 400 and budget["legacy_avg_full"] > 0
     assert 0 < budget["legacy_avg"] <= 1 and 0 < budget["retention_units"] <= 1
     assert metrics["train"]["truncation"]["prompts_truncated"] <= 0.01  # the whole budgeted MUB fits the prompt
-    assert all(len(metrics["train"]["runs"][f"sft_{s}"]["heldout_curve"]) == 2 for s in ("legacy", "gold"))
+    # every train.eval_steps = 5 and at the end: legacy at steps 5 and 10, gold (5 chained steps) at step 5
+    assert [[x["step"] for x in metrics["train"]["runs"][f"sft_{s}"]["heldout_curve"]] for s in ("legacy", "gold")] == [
+        [5, 10], [5]]
     sem = metrics["semantize"]
     counts = sem["counts"]
     assert counts["read"] == counts["semantized"] + counts["quarantined"] + counts["duplicates_dropped"]

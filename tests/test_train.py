@@ -80,3 +80,11 @@ def test_wandb_modes(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     assert wandb_report_to("offline", tmp_path / "w") == ["wandb"]
     assert os.environ["WANDB_MODE"] == "offline" and Path(os.environ["WANDB_DIR"]) == tmp_path / "w"
+
+
+def test_sft_plan_chains_later_sources():
+    "Without chain_steps every source trains from Stage 0; with it, later sources resume from the one before."
+    from usergpt.train import sft_plan
+    assert sft_plan(["legacy", "gold"], 500) == [("legacy", None, 500), ("gold", None, 500)]
+    assert sft_plan(["legacy", "gold"], 500, 140) == [("legacy", None, 500), ("gold", "legacy", 140)]
+    assert sft_plan(["gold", "legacy"], 30, 7) == [("gold", None, 30), ("legacy", "gold", 7)]

@@ -227,7 +227,10 @@ class TrainConfig:
     pretrain_steps: int = 10          # Stage 0 optimizer steps on packed MUB text (0 skips it, as does model_path)
     pretrain_seq_len: int = 512       # Stage 0 packed sequence length
     pretrain_lr: float = 1e-3         # Stage 0 peak learning rate
-    sft_steps: int = 10               # SFT v0 optimizer steps per label source
+    sft_steps: int = 10               # SFT v0 optimizer steps per label source (the first one's, with chain_steps)
+    # later label sources resume from the previous source's model for this many steps (0: all train sft_steps from
+    # Stage 0)
+    chain_steps: int = 0
     sft_lr: float = 1e-3              # SFT v0 peak learning rate
     batch_size: int = 4               # sequences per optimizer step and device
     grad_accum: int = 1               # gradient accumulation steps
@@ -252,7 +255,8 @@ class TrainConfig:
         at_least(self, 1, "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "batch_size",
                  "grad_accum",
                  "save_steps", "logging_steps", "rationale_items", "tokenizer_users")
-        at_least(self, 0, "pretrain_steps", "sft_steps", "warmup_steps", "train_users", "lora_rank", "threads",
+        at_least(self, 0, "pretrain_steps", "sft_steps", "chain_steps", "warmup_steps", "train_users", "lora_rank",
+                 "threads",
                  "heldout_users",
                  "eval_steps")
         at_least(self, 300, "vocab_size")

@@ -35,7 +35,7 @@ from .semantize import entity_category, parse_mub
 __all__ = ['TRAIN_SCOPE', 'distribution_rationale', 'rationale', 'target_text', 'sft_dataset', 'pretrain_dataset',
            'measure_peak_gflops', 'PeakMeter', 'train_flops_per_token', 'mfu_flags', 'run_key', 'wandb_report_to',
            'right_padded', 'first_label', 'train_run', 'held_out_curve', 'label_sets', 'whole_tokens', 'corpus_targets',
-           'build_backbone', 'truncation_record', 'train_stage', 'load_train', 'train_cli']
+           'build_backbone', 'truncation_record', 'sft_plan', 'train_stage', 'load_train', 'train_cli']
 
 # %% ../nbs/08_train.ipynb #61b42415
 def _newest_support(parsed: list, tag: str, value: str) -> str | None:
@@ -393,28 +393,35 @@ def truncation_record(infos: list[dict]) -> dict:
                 prompts_truncated=float(np.mean([i["lines_dropped"] > 0 for i in infos])) if infos else 0.0,
                 prompt_tokens_mean=float(np.mean([i["tokens"] for i in infos])) if infos else 0.0)
 
+def sft_plan(sources: list[str], sft_steps: int, chain_steps: int = 0) -> list[tuple[str, str | None, int]]:
+    """Each label source's SFT run as (source, the source whose model it starts from or None for Stage 0, steps). With
+    `chain_steps`, the first source trains `sft_steps` and each later one resumes from the one before it."""
+    return [(s, sources[i - 1] if chain_steps and i else None, chain_steps if chain_steps and i else sft_steps)
+            for i, s in enumerate(sources)]
+
 def _sft_runs(prof, users: pd.DataFrame, heldout: pd.DataFrame, tokenizer, start_dir: Path, device: str,
               meter: PeakMeter) -> tuple:
-    """SFT, one run per label source from `start_dir`, each with its held-out learning curve; returns (run metrics,
-    truncation record)."""
+    """SFT, one run per label source as `sft_plan` lays them out (from `start_dir` or the source before), each with its
+    held-out learning curve; returns (run metrics, truncation record)."""
     cfg, schema, out_dir = prof.train, load_knowledge_base().schema, prof.stage_dir("train")
     lora = LoraSettings(cfg.lora_rank, cfg.lora_alpha, cfg.lora_target_modules) if cfg.lora_rank else None
     build = lambda texts: [build_prompt("tags", t, tokenizer, schema, cfg.max_prompt_tokens, cfg.list_tag_values)
                            for t in texts]
     prompts, held = build(users.mub_text), build(heldout.mub_text)  # shared by the sources
     labels, runs = label_sets(users), {}
-    for src in cfg.label_sources:
+    for src, after, steps in sft_plan(cfg.label_sources, cfg.sft_steps, cfg.chain_steps):
         ds = sft_dataset(list(users.mub_text), labels[src], tokenizer, schema, cfg.max_prompt_tokens,
                          cfg.rationale_items,
                          cfg.list_tag_values, prompts)
         curve = held_out_curve([p for p, _ in held], [json.loads(g) for g in heldout.gold], tokenizer,
-                               cfg.eval_steps or cfg.sft_steps)
-        model, _ = load_model(start_dir, lora=lora, device=device)
-        runs[f"sft_{src}"] = train_run(model, tokenizer, ds, out_dir / f"sft_{src}", cfg.sft_steps, cfg.sft_lr, cfg,
+                               cfg.eval_steps or steps)
+        model, _ = load_model(out_dir / f"sft_{after}" if after else start_dir, lora=lora, device=device)
+        runs[f"sft_{src}"] = train_run(model, tokenizer, ds, out_dir / f"sft_{src}", steps, cfg.sft_lr, cfg,
                                        prof.seed,
                                        max_length=cfg.max_prompt_tokens + 384, peak_gflops=meter.measure(),
                                        callbacks=[curve] if len(heldout) else [])
         if curve.curve: runs[f"sft_{src}"]["heldout_curve"] = curve.curve
+        runs[f"sft_{src}"]["starts_from"] = f"sft_{after}" if after else start_dir.name
     return runs, truncation_record([i for _, i in prompts])
 
 # %% ../nbs/08_train.ipynb #0c1d2e3f
