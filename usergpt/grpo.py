@@ -79,14 +79,15 @@ def group_filter(task_rewards: np.ndarray, group_size: int, eps_low: float, eps_
 def dual_filter_masks(rewards: np.ndarray, truncated: np.ndarray, group_size: int, eps_low: float, eps_high: float,
                       sample: bool = True, group: bool = True) -> tuple[np.ndarray, dict]:
     """Which rollouts keep their gradient, from the rewards (rollouts × [format, task rewards…]) and truncation, with
-    either filter on or off; and the step's kept fractions (each filter's share whether on or off)."""
+    either filter on or off; and the step's kept fractions (each filter's share whether on or off), mean task reward
+    and every group's mean task reward (what the group filter judges)."""
     rewards = np.asarray(rewards, dtype=float)
     task = np.nansum(rewards[:, 1:], axis=1) if rewards.shape[1] > 1 else rewards[:, 0]
     keep_s = sample_filter(np.nan_to_num(rewards[:, 0]) > 0, truncated)
-    keep_g = group_filter(task, group_size, eps_low, eps_high)
+    keep_g, means = group_filter(task, group_size, eps_low, eps_high), task.reshape(-1, group_size).mean(axis=1)
     keep = (keep_s if sample else True) & (keep_g if group else True) & np.ones(len(rewards), dtype=bool)
     return keep, dict(kept=float(keep.mean()), kept_samples=float(keep_s.mean()), kept_groups=float(keep_g.mean()),
-                      reward=float(np.mean(task)))
+                      reward=float(np.mean(task)), group_means=means.round(4).tolist())
 
 # %% ../nbs/08c_grpo.ipynb #g0000014
 def dual_filter_trainer():
