@@ -700,6 +700,13 @@ def check_interrupted() -> None:
     "Raise KeyboardInterrupt if this command was signalled, even where a library swallowed the first one."
     if _SIGNALLED: raise KeyboardInterrupt(signal.Signals(_SIGNALLED[0]).name)
 
+def _quiet_unraisable(hook):
+    """`sys.unraisablehook` that prints nothing for our interrupt when it lands in a finalizer (Python ignores an
+    exception raised in `__del__`, and would print its traceback): `check_interrupted` raises it again."""
+    def quiet(unraisable):
+        if not (_SIGNALLED and isinstance(unraisable.exc_value, KeyboardInterrupt)): hook(unraisable)
+    return quiet
+
 def _exit(prog: str, message: str, code: int):
     print(f"{prog}: {message}", file=sys.stderr)
     sys.exit(code)
@@ -717,6 +724,7 @@ def run_cli(func, prog: str, argv: list[str] | None = None):
     # Ctrl-C goes through the same handler, unless it was ignored when the command started (a background job)
     default_int = main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler
     if default_int: signal.signal(signal.SIGINT, _interrupt)
+    hook, sys.unraisablehook = sys.unraisablehook, _quiet_unraisable(sys.unraisablehook)
     try:
         return func(**args)
     except ConfigError as e:
@@ -726,6 +734,7 @@ def run_cli(func, prog: str, argv: list[str] | None = None):
     finally:
         if main_thread: signal.signal(signal.SIGTERM, previous)
         if default_int: signal.signal(signal.SIGINT, signal.default_int_handler)
+        sys.unraisablehook = hook
 
 def cli(func):
     """Make `func` a console script (`usergpt-<name>`): called with no arguments it reads the command line; run as
