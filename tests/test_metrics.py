@@ -68,6 +68,10 @@ def test_judge_formulas():
     assert judge.score(words(20), gold())["conciseness"] == pytest.approx(5.0)    # 20/40 of the way up
     assert judge.score(words(100), gold())["conciseness"] == pytest.approx(10.0)
     assert judge.score(words(280), gold())["conciseness"] == pytest.approx(5.0)   # (400-280)/240
+    # repeated clauses count once: 8 copies of a 5-word clause are 5 words, 8 different ones 40
+    assert judge.score(", ".join(["She likes food and travel"] * 8) + ".", gold())["conciseness"] == pytest.approx(1.25)
+    assert judge.score(", ".join(f"She likes food number {i}" for i in range(8)) + ".",
+                       gold())["conciseness"] == pytest.approx(10.0)
     a = judge.score("A married woman. A married woman.", gold(gender="female", marital_status="married"))
     # sentences of 3 words (too short), one repeat, proper shape, no markup: (0 + 0.5 + 1 + 1) / 4
     assert (a["aesthetics"] == pytest.approx(10 * 2.5 / 4) and a["consistency"] == pytest.approx(10.0)

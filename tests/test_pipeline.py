@@ -71,9 +71,14 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     assert (perf["peak_gflops"] > 0 and perf["train"]["sft_legacy"]["tokens_per_second"] > 0
             and 0 < perf["train"]["sft_legacy"]["mfu"] < 1)
     assert perf["generation"]["usergpt_sft_legacy"]["in_domain"]["sequences"] == 20 * 10  # evaluate.users = 20
-    train_runs = metrics["train"]["runs"]  # gold resumes from the legacy model for train.chain_steps = 5
-    assert [train_runs[r]["starts_from"] for r in ("sft_legacy", "sft_gold")] == ["pretrain", "sft_legacy"]
-    assert (train_runs["sft_legacy"]["steps"], train_runs["sft_gold"]["steps"]) == (10, 5)
+    # legacy trains 3 steps on 256-token prompts (train.coarse_steps), then 10 on full prompts; gold resumes from it
+    train_runs = metrics["train"]["runs"]
+    assert ([train_runs[r]["starts_from"] for r in ("sft_legacy_coarse", "sft_legacy", "sft_gold")]
+            == ["pretrain", "sft_legacy_coarse", "sft_legacy"])
+    assert [train_runs[r]["steps"] for r in ("sft_legacy_coarse", "sft_legacy", "sft_gold")] == [3, 10, 5]
+    assert [train_runs[r]["prompt_tokens"] for r in ("sft_legacy_coarse", "sft_legacy")] == [256, 768]
+    cut, whole = (train_runs[r]["truncation"] for r in ("sft_legacy_coarse", "sft_legacy"))
+    assert cut["prompts_truncated"] > whole["prompts_truncated"] and cut["prompt_tokens_mean"] <= 256
     assert all(perf["wall_seconds"][s] > 0 for s in ("simulate", "train", "evaluate"))
     runs_dir = out / "runs" / "smoke"
     # every model directory loads as a checkpoint with its sidecar

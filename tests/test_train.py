@@ -85,6 +85,21 @@ def test_wandb_modes(tmp_path, monkeypatch):
 def test_sft_plan_chains_later_sources():
     "Without chain_steps every source trains from Stage 0; with it, later sources resume from the one before."
     from usergpt.train import sft_plan
-    assert sft_plan(["legacy", "gold"], 500) == [("legacy", None, 500), ("gold", None, 500)]
-    assert sft_plan(["legacy", "gold"], 500, 140) == [("legacy", None, 500), ("gold", "legacy", 140)]
-    assert sft_plan(["gold", "legacy"], 30, 7) == [("gold", None, 30), ("legacy", "gold", 7)]
+    assert sft_plan(["legacy", "gold"], 500) == [("sft_legacy", "legacy", None, 500, False),
+                                                 ("sft_gold", "gold", None, 500, False)]
+    assert sft_plan(["legacy", "gold"], 500, 140) == [("sft_legacy", "legacy", None, 500, False),
+                                                      ("sft_gold", "gold", "sft_legacy", 140, False)]
+    assert sft_plan(["gold", "legacy"], 30, 7) == [("sft_gold", "gold", None, 30, False),
+                                                   ("sft_legacy", "legacy", "sft_gold", 7, False)]
+
+
+def test_sft_plan_puts_the_coarse_phase_before_a_run_from_stage_0():
+    "With coarse_steps, a source that starts from Stage 0 trains on coarse prompts first; a chained one does not."
+    from usergpt.train import sft_plan
+    assert sft_plan(["legacy", "gold"], 160, 140, 600) == [("sft_legacy_coarse", "legacy", None, 600, True),
+                                                           ("sft_legacy", "legacy", "sft_legacy_coarse", 160, False),
+                                                           ("sft_gold", "gold", "sft_legacy", 140, False)]
+    assert sft_plan(["legacy", "gold"], 20, 0, 8) == [("sft_legacy_coarse", "legacy", None, 8, True),
+                                                      ("sft_legacy", "legacy", "sft_legacy_coarse", 20, False),
+                                                      ("sft_gold_coarse", "gold", None, 8, True),
+                                                      ("sft_gold", "gold", "sft_gold_coarse", 20, False)]

@@ -221,7 +221,7 @@ class TrainConfig:
     num_heads: int = 4                # tiny model: attention heads (a multiple of num_kv_heads)
     num_kv_heads: int = 2             # tiny model: key/value heads (grouped-query attention)
     intermediate_size: int = 128      # tiny model: MLP width
-    max_prompt_tokens: int = 384      # prompt budget; the oldest MUB lines are dropped first to fit
+    max_prompt_tokens: int = 384      # prompt budget; the finest-grain MUB lines are dropped first to fit
     list_tag_values: bool = False     # the prompt lists every tag's values (pretrained LLMs need them; tiny ones not)
     rationale_items: int = 6          # evidence items cited in the rule-generated <think> rationale
     pretrain_steps: int = 10          # Stage 0 optimizer steps on packed MUB text (0 skips it, as does model_path)
@@ -231,6 +231,10 @@ class TrainConfig:
     # later label sources resume from the previous source's model for this many steps (0: all train sft_steps from
     # Stage 0)
     chain_steps: int = 0
+    # a coarse phase before the first source's SFT: this many steps on prompts cut to coarse_prompt_tokens (days
+    # dropped before months before years), where each step is cheaper, so more epochs of the coarse evidence
+    coarse_steps: int = 0
+    coarse_prompt_tokens: int = 0     # the coarse phase's prompt budget (≥ 64 and below max_prompt_tokens)
     sft_lr: float = 1e-3              # SFT v0 peak learning rate
     batch_size: int = 4               # sequences per optimizer step and device
     grad_accum: int = 1               # gradient accumulation steps
@@ -255,7 +259,8 @@ class TrainConfig:
         at_least(self, 1, "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "batch_size",
                  "grad_accum",
                  "save_steps", "logging_steps", "rationale_items", "tokenizer_users")
-        at_least(self, 0, "pretrain_steps", "sft_steps", "chain_steps", "warmup_steps", "train_users", "lora_rank",
+        at_least(self, 0, "pretrain_steps", "sft_steps", "chain_steps", "coarse_steps", "warmup_steps", "train_users",
+                 "lora_rank",
                  "threads",
                  "heldout_users",
                  "eval_steps")
@@ -265,6 +270,9 @@ class TrainConfig:
             if not getattr(self, n) > 0: raise FieldError(n, f"must be > 0, got {getattr(self, n)!r}")
         if self.hidden_size % self.num_heads:
             raise FieldError("hidden_size", f"must be a multiple of num_heads ({self.num_heads})")
+        if self.coarse_steps and not 64 <= self.coarse_prompt_tokens < self.max_prompt_tokens:
+            raise FieldError("coarse_prompt_tokens", f"must be in [64, max_prompt_tokens = {self.max_prompt_tokens}) "
+                             f"with coarse_steps, got {self.coarse_prompt_tokens}")
         if self.num_heads % self.num_kv_heads:
             raise FieldError("num_heads", f"must be a multiple of num_kv_heads ({self.num_kv_heads})")
 

@@ -28,8 +28,8 @@ from .teachers import curriculum_labels, load_teachers
 from .train import SIDECAR, _callbacks, save_model, wandb_report_to
 
 # %% auto #0
-__all__ = ['ROWS', 'reward_functions', 'sample_filter', 'group_filter', 'dual_filter_masks', 'dual_filter_trainer', 'rl_prompts',
-           'grpo_run', 'grpo_stage', 'load_grpo']
+__all__ = ['ROWS', 'reward_functions', 'sample_filter', 'group_means', 'group_filter', 'dual_filter_masks', 'dual_filter_trainer',
+           'rl_prompts', 'grpo_run', 'grpo_stage', 'load_grpo']
 
 # %% ../nbs/08c_grpo.ipynb #g0000008
 def reward_functions(schema: TagSchema, tokenizer=None) -> list:
@@ -70,9 +70,13 @@ def sample_filter(format_ok: np.ndarray, truncated: np.ndarray) -> np.ndarray:
     "Rollouts that give gradient: parseable and not truncated."
     return np.asarray(format_ok, dtype=bool) & ~np.asarray(truncated, dtype=bool)
 
+def group_means(task_rewards: np.ndarray, group_size: int) -> np.ndarray:
+    "Each group's mean task reward (NaN rewards count as 0): what the group filter judges."
+    return np.nan_to_num(np.asarray(task_rewards, dtype=float)).reshape(-1, group_size).mean(axis=1)
+
 def group_filter(task_rewards: np.ndarray, group_size: int, eps_low: float, eps_high: float) -> np.ndarray:
-    "Per rollout: whether its group's mean task reward lies in [eps_low, eps_high] (NaN rewards count as 0)."
-    means = np.nan_to_num(np.asarray(task_rewards, dtype=float)).reshape(-1, group_size).mean(axis=1)
+    "Per rollout: whether its group's mean task reward lies in [eps_low, eps_high]."
+    means = group_means(task_rewards, group_size)
     return np.repeat((means >= eps_low) & (means <= eps_high), group_size)
 
 # %% ../nbs/08c_grpo.ipynb #g0000025
@@ -84,7 +88,7 @@ def dual_filter_masks(rewards: np.ndarray, truncated: np.ndarray, group_size: in
     rewards = np.asarray(rewards, dtype=float)
     task = np.nansum(rewards[:, 1:], axis=1) if rewards.shape[1] > 1 else rewards[:, 0]
     keep_s = sample_filter(np.nan_to_num(rewards[:, 0]) > 0, truncated)
-    keep_g, means = group_filter(task, group_size, eps_low, eps_high), task.reshape(-1, group_size).mean(axis=1)
+    keep_g, means = group_filter(task, group_size, eps_low, eps_high), group_means(task, group_size)
     keep = (keep_s if sample else True) & (keep_g if group else True) & np.ones(len(rewards), dtype=bool)
     return keep, dict(kept=float(keep.mean()), kept_samples=float(keep_s.mean()), kept_groups=float(keep_g.mean()),
                       reward=float(np.mean(task)), group_means=means.round(4).tolist())

@@ -197,7 +197,8 @@ class RuleJudge:
         text = summary or ""
         ex = self.extractor.extract(text)
         found = [s for s in self.schema.tags if s.id in ex]
-        words = len(text.split())
+        clauses = [c.strip().lower() for c in re.split(r"[,.;:!?]", text) if c.strip()]
+        words = sum(len(c.split()) for c in dict.fromkeys(clauses))  # a repeated clause counts once
         sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
         lengths_ok = np.mean([6 <= len(s.split()) <= 40 for s in sentences]) if sentences else 0.0
         unique = len(set(sentences)) / len(sentences) if sentences else 0.0

@@ -83,10 +83,13 @@ def _train_model(prof, train: pd.DataFrame, schema: TagSchema, out: Path) -> tup
         runs["pretrain"] = train_run(model, tok, pretrain_dataset(train.mub_text), out / "pretrain", cfg.pretrain_steps,
                                      cfg.pretrain_lr, cfg, prof.seed, packing=True, max_length=cfg.pretrain_seq_len)
         model, _ = load_model(out / "pretrain")
-    ds = sft_dataset(list(train.mub_text), train.labels.tolist(), tok, schema, cfg.max_prompt_tokens,
-                     cfg.rationale_items, cfg.list_tag_values)
-    runs["sft"] = train_run(model, tok, ds, out / "model", cfg.sft_steps, cfg.sft_lr, cfg, prof.seed,
-                            max_length=cfg.max_prompt_tokens + 384)
+    # the profile's coarse phase first (`train.coarse_steps`, as the train stage does), then the full prompts
+    coarse = [("sft_coarse", "coarse", cfg.coarse_prompt_tokens, cfg.coarse_steps)] if cfg.coarse_steps else []
+    for run, where, budget, steps in [*coarse, ("sft", "model", cfg.max_prompt_tokens, cfg.sft_steps)]:
+        ds = sft_dataset(list(train.mub_text), train.labels.tolist(), tok, schema, budget, cfg.rationale_items,
+                         cfg.list_tag_values)
+        runs[run] = train_run(model, tok, ds, out / where, steps, cfg.sft_lr, cfg, prof.seed, max_length=budget + 384)
+        if run != "sft": model, _ = load_model(out / where)
     return out / "model", runs
 
 # %% ../nbs/11_own.ipynb #d5a00014

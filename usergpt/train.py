@@ -393,11 +393,20 @@ def truncation_record(infos: list[dict]) -> dict:
                 prompts_truncated=float(np.mean([i["lines_dropped"] > 0 for i in infos])) if infos else 0.0,
                 prompt_tokens_mean=float(np.mean([i["tokens"] for i in infos])) if infos else 0.0)
 
-def sft_plan(sources: list[str], sft_steps: int, chain_steps: int = 0) -> list[tuple[str, str | None, int]]:
-    """Each label source's SFT run as (source, the source whose model it starts from or None for Stage 0, steps). With
-    `chain_steps`, the first source trains `sft_steps` and each later one resumes from the one before it."""
-    return [(s, sources[i - 1] if chain_steps and i else None, chain_steps if chain_steps and i else sft_steps)
-            for i, s in enumerate(sources)]
+def sft_plan(sources: list[str], sft_steps: int, chain_steps: int = 0,
+             coarse_steps: int = 0) -> list[tuple[str, str, str | None, int, bool]]:
+    """Every SFT run as (run, label source, the run it starts from or None for Stage 0, steps, coarse prompts?). With
+    `chain_steps`, the first source trains `sft_steps` and each later one resumes from the one before it. With
+    `coarse_steps`, a source that starts from Stage 0 first trains `sft_<source>_coarse` on coarse prompts, and its
+    full-prompt run resumes from that."""
+    plan = []
+    for i, s in enumerate(sources):
+        after = f"sft_{sources[i - 1]}" if chain_steps and i else None
+        if after is None and coarse_steps:
+            plan.append((f"sft_{s}_coarse", s, None, coarse_steps, True))
+            after = f"sft_{s}_coarse"
+        plan.append((f"sft_{s}", s, after, chain_steps if chain_steps and i else sft_steps, False))
+    return plan
 
 def _sft_runs(prof, users: pd.DataFrame, heldout: pd.DataFrame, tokenizer, start_dir: Path, device: str,
               meter: PeakMeter) -> tuple:
@@ -405,24 +414,28 @@ def _sft_runs(prof, users: pd.DataFrame, heldout: pd.DataFrame, tokenizer, start
     held-out learning curve; returns (run metrics, truncation record)."""
     cfg, schema, out_dir = prof.train, load_knowledge_base().schema, prof.stage_dir("train")
     lora = LoraSettings(cfg.lora_rank, cfg.lora_alpha, cfg.lora_target_modules) if cfg.lora_rank else None
-    build = lambda texts: [build_prompt("tags", t, tokenizer, schema, cfg.max_prompt_tokens, cfg.list_tag_values)
-                           for t in texts]
-    prompts, held = build(users.mub_text), build(heldout.mub_text)  # shared by the sources
+    build = lambda texts, budget: [build_prompt("tags", t, tokenizer, schema, budget, cfg.list_tag_values)
+                                   for t in texts]
+    prompts, held = {}, {}  # per prompt budget, shared by the runs
     labels, runs = label_sets(users), {}
-    for src, after, steps in sft_plan(cfg.label_sources, cfg.sft_steps, cfg.chain_steps):
-        ds = sft_dataset(list(users.mub_text), labels[src], tokenizer, schema, cfg.max_prompt_tokens,
-                         cfg.rationale_items,
-                         cfg.list_tag_values, prompts)
-        curve = held_out_curve([p for p, _ in held], [json.loads(g) for g in heldout.gold], tokenizer,
+    for run, src, after, steps, coarse in sft_plan(cfg.label_sources, cfg.sft_steps, cfg.chain_steps,
+                                                   cfg.coarse_steps):
+        budget = cfg.coarse_prompt_tokens if coarse else cfg.max_prompt_tokens
+        if budget not in prompts:
+            prompts[budget], held[budget] = build(users.mub_text, budget), build(heldout.mub_text, budget)
+        ds = sft_dataset(list(users.mub_text), labels[src], tokenizer, schema, budget, cfg.rationale_items,
+                         cfg.list_tag_values, prompts[budget])
+        # the held-out users at the run's own budget: a coarse run is scored on coarse prompts
+        curve = held_out_curve([p for p, _ in held[budget]], [json.loads(g) for g in heldout.gold], tokenizer,
                                cfg.eval_steps or steps)
-        model, _ = load_model(out_dir / f"sft_{after}" if after else start_dir, lora=lora, device=device)
-        runs[f"sft_{src}"] = train_run(model, tokenizer, ds, out_dir / f"sft_{src}", steps, cfg.sft_lr, cfg,
-                                       prof.seed,
-                                       max_length=cfg.max_prompt_tokens + 384, peak_gflops=meter.measure(),
-                                       callbacks=[curve] if len(heldout) else [])
-        if curve.curve: runs[f"sft_{src}"]["heldout_curve"] = curve.curve
-        runs[f"sft_{src}"]["starts_from"] = f"sft_{after}" if after else start_dir.name
-    return runs, truncation_record([i for _, i in prompts])
+        model, _ = load_model(out_dir / after if after else start_dir, lora=lora, device=device)
+        runs[run] = train_run(model, tokenizer, ds, out_dir / run, steps, cfg.sft_lr, cfg, prof.seed,
+                              max_length=budget + 384, peak_gflops=meter.measure(),
+                              callbacks=[curve] if len(heldout) else [])
+        if curve.curve: runs[run]["heldout_curve"] = curve.curve
+        runs[run] |= dict(starts_from=after or start_dir.name, prompt_tokens=budget,
+                          truncation=truncation_record([i for _, i in prompts[budget]]))
+    return runs, truncation_record([i for _, i in prompts[cfg.max_prompt_tokens]])
 
 # %% ../nbs/08_train.ipynb #0c1d2e3f
 def train_stage(prof) -> dict:
