@@ -147,6 +147,8 @@ def fit_cli(events: str = None,  # your logs: a JSONL or Parquet file, or a dire
             salient: str = None,  # one attribute shown per entity of a source: `source:field,…`
             high_impact: str = None,  # more high-impact actions of one source: `source:action,…`
             sft_steps: int = None,  # SFT steps (default: the profile's)
+            # coarse-phase SFT steps on prompts cut to train.coarse_prompt_tokens (default: the profile's; 0 skips it)
+            coarse_steps: int = None,
             pretrain_steps: int = None,  # Stage 0 steps (default: the profile's; 0 skips it)
             samples: int = None,  # answers per test user, k of Avg@k / Pass@k (default: the profile's)
             ):
@@ -156,7 +158,7 @@ def fit_cli(events: str = None,  # your logs: a JSONL or Parquet file, or a dire
     if not 0 < test_share < 1: raise ConfigError(f"--test-share: must be in (0, 1), got {test_share}")
     prof = load_profile(profile, settings)
     prof.semantize = with_options(prof.semantize, salient, high_impact)
-    steps = dict(sft_steps=sft_steps, pretrain_steps=pretrain_steps)
+    steps = dict(sft_steps=sft_steps, pretrain_steps=pretrain_steps, coarse_steps=coarse_steps)
     prof.train = replace(prof.train, **{k: v for k, v in steps.items() if v is not None})
     if samples is not None: prof.evaluate = replace(prof.evaluate, samples=samples)
     Path(out).mkdir(parents=True, exist_ok=True)
