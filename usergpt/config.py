@@ -257,24 +257,20 @@ class TrainConfig:
         check_types(self)
         one_of("label_sources", self.label_sources, LABEL_SOURCES)
         at_least(self, 1, "hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size", "batch_size",
-                 "grad_accum",
-                 "save_steps", "logging_steps", "rationale_items", "tokenizer_users")
+                 "grad_accum", "save_steps", "logging_steps", "rationale_items", "tokenizer_users")
         at_least(self, 0, "pretrain_steps", "sft_steps", "chain_steps", "coarse_steps", "warmup_steps", "train_users",
-                 "lora_rank",
-                 "threads",
-                 "heldout_users",
-                 "eval_steps")
+                 "lora_rank", "threads", "heldout_users", "eval_steps")
         at_least(self, 300, "vocab_size")
         at_least(self, 64, "max_prompt_tokens", "pretrain_seq_len")
         for n in ("pretrain_lr", "sft_lr"):
             if not getattr(self, n) > 0: raise FieldError(n, f"must be > 0, got {getattr(self, n)!r}")
         if self.hidden_size % self.num_heads:
             raise FieldError("hidden_size", f"must be a multiple of num_heads ({self.num_heads})")
+        if self.num_heads % self.num_kv_heads:
+            raise FieldError("num_heads", f"must be a multiple of num_kv_heads ({self.num_kv_heads})")
         if self.coarse_steps and not 64 <= self.coarse_prompt_tokens < self.max_prompt_tokens:
             raise FieldError("coarse_prompt_tokens", f"must be in [64, max_prompt_tokens = {self.max_prompt_tokens}) "
                              f"with coarse_steps, got {self.coarse_prompt_tokens}")
-        if self.num_heads % self.num_kv_heads:
-            raise FieldError("num_heads", f"must be a multiple of num_kv_heads ({self.num_kv_heads})")
 
 # %% ../nbs/00_config.ipynb #b1c2d3e4
 @dataclass

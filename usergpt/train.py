@@ -416,13 +416,14 @@ def _sft_runs(prof, users: pd.DataFrame, heldout: pd.DataFrame, tokenizer, start
     lora = LoraSettings(cfg.lora_rank, cfg.lora_alpha, cfg.lora_target_modules) if cfg.lora_rank else None
     build = lambda texts, budget: [build_prompt("tags", t, tokenizer, schema, budget, cfg.list_tag_values)
                                    for t in texts]
-    prompts, held = {}, {}  # per prompt budget, shared by the runs
+    prompts, held, truncation = {}, {}, {}  # per prompt budget, shared by the runs
     labels, runs = label_sets(users), {}
     for run, src, after, steps, coarse in sft_plan(cfg.label_sources, cfg.sft_steps, cfg.chain_steps,
                                                    cfg.coarse_steps):
         budget = cfg.coarse_prompt_tokens if coarse else cfg.max_prompt_tokens
         if budget not in prompts:
             prompts[budget], held[budget] = build(users.mub_text, budget), build(heldout.mub_text, budget)
+            truncation[budget] = truncation_record([i for _, i in prompts[budget]])
         ds = sft_dataset(list(users.mub_text), labels[src], tokenizer, schema, budget, cfg.rationale_items,
                          cfg.list_tag_values, prompts[budget])
         # the held-out users at the run's own budget: a coarse run is scored on coarse prompts
@@ -433,9 +434,8 @@ def _sft_runs(prof, users: pd.DataFrame, heldout: pd.DataFrame, tokenizer, start
                               max_length=budget + 384, peak_gflops=meter.measure(),
                               callbacks=[curve] if len(heldout) else [])
         if curve.curve: runs[run]["heldout_curve"] = curve.curve
-        runs[run] |= dict(starts_from=after or start_dir.name, prompt_tokens=budget,
-                          truncation=truncation_record([i for _, i in prompts[budget]]))
-    return runs, truncation_record([i for _, i in prompts[cfg.max_prompt_tokens]])
+        runs[run] |= dict(starts_from=after or start_dir.name, prompt_tokens=budget, truncation=truncation[budget])
+    return runs, truncation[cfg.max_prompt_tokens]
 
 # %% ../nbs/08_train.ipynb #0c1d2e3f
 def train_stage(prof) -> dict:
