@@ -103,3 +103,5 @@ def test_curriculum_config_is_validated():
         CurriculumConfig(stage2_mix=2)
     with pytest.raises(ConfigError, match="lr: must be positive"):
         CurriculumConfig(lr=0)
+    with pytest.raises(ConfigError, match="stage3_lr: must be positive, or 0 for lr"):
+        CurriculumConfig(stage3_lr=-1e-3)

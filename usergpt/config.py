@@ -318,7 +318,8 @@ class CurriculumConfig:
     stage1_steps: int = 100           # optimizer steps on Stage 1 (standard questions)
     stage2_steps: int = 100           # optimizer steps on Stage 2 (disputed questions, re-synthesised)
     stage3_steps: int = 100           # optimizer steps on Stage 3 (summaries, with a Stage-2 subset)
-    lr: float = 1e-3                  # peak learning rate of every stage (cosine schedule with the train warm-up)
+    lr: float = 1e-3                  # peak learning rate of each run (cosine schedule with the train warm-up)
+    stage3_lr: float = 0.0            # Stage 3's peak learning rate, for the summary task new to the model (0: lr)
     stage2_mix: float = 1.0           # share of Stage 2's examples mixed into Stage 3 against forgetting
     eval_users: int = 40              # users per bench split every row answers (nested stratified subset; 0 = all)
     summary_tokens: int = 256         # generation budget of one summary
@@ -329,6 +330,7 @@ class CurriculumConfig:
         at_least(self, 16, "summary_tokens")
         a_rate(self, "stage2_mix")
         if self.lr <= 0: raise FieldError("lr", f"must be positive, got {self.lr!r}")
+        if self.stage3_lr < 0: raise FieldError("stage3_lr", f"must be positive, or 0 for lr, got {self.stage3_lr!r}")
 
 # %% ../nbs/00_config.ipynb #9ac3e2f4
 @dataclass

@@ -27,8 +27,8 @@ from .train import PeakMeter, rationale, train_run
 
 # %% auto #0
 __all__ = ['SCOPE', 'ROWS', 'answer_spans', 'tags_target', 'tokenize_masked', 'surface', 'stated', 'persona_summary',
-           'summary_agrees', 'summary_target', 'stage_rows', 'stage_datasets', 'sample_summaries', 'summary_row',
-           'score_model', 'curriculum_stage', 'load_curriculum']
+           'summary_agrees', 'summary_target', 'stage_rows', 'stage_datasets', 'answered_as', 'sample_summaries',
+           'summary_row', 'score_model', 'curriculum_stage', 'load_curriculum']
 
 # %% ../nbs/08b_curriculum.ipynb #c0000008
 def answer_spans(labels: dict) -> tuple[str, dict[str, tuple[int, int]]]:
@@ -146,6 +146,12 @@ def stage_datasets(rows: dict, mix_share: float, seed: int) -> dict:
     return ds
 
 # %% ../nbs/08b_curriculum.ipynb #c0000019
+def answered_as(text: str, schema: TagSchema) -> str:
+    "Which task an output answers: `summary` (a non-empty summary), `tags` (at least one schema tag) or `neither`."
+    obj = parse_output(text).answer or {}
+    if isinstance(obj.get("summary"), str) and obj["summary"].strip(): return "summary"
+    return "tags" if any(k in schema.ids for k in obj) else "neither"
+
 def sample_summaries(model_dir: Path, texts: list[str], schema: TagSchema, prof, seed: int = 0,
                      desc: str = "") -> list[str]:
     "One greedy summary per user ('' where the output does not parse)."
@@ -186,7 +192,10 @@ def score_model(model_dir: Path, bench: dict, schema: TagSchema, prof, name: str
                                      derive_seed(prof.seed, scope, name, split, "summary"),
                                      f"{name} {split} summary")
         out[split] = {"pass1": float(c[:, :, 0].mean()), "avg": scores["avg"], "pass_at_k": scores["pass_at_k"],
-                      **summary_row(summaries, golds, schema)}
+                      **summary_row(summaries, golds, schema),
+                      # which task it answers: tags prompts with tags, summary prompts with a summary
+                      "tags_answered": float(np.mean([answered_as(o, schema) == "tags" for u in outs for o in u])),
+                      "summary_answered": float(np.mean([s != "" for s in summaries]))}
         gens.append(pd.DataFrame({"system": name, "split": split, "user_id": df.user_id, "summary": summaries,
                                   "tags": [json.dumps(o) for o in outs]}))
     return out, gens
@@ -213,16 +222,16 @@ def curriculum_stage(prof) -> dict:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     lora = LoraSettings(t.lora_rank, t.lora_alpha, t.lora_target_modules) if t.lora_rank else None
     meter, runs, models, prev = PeakMeter(device), {}, {"base": start}, start
-    plan = [("stage1", cfg.stage1_steps, "stage1"), ("stage2", cfg.stage2_steps, "stage2"),
-            ("stage3", cfg.stage3_steps, "stage3"),
-            ("mix", cfg.stage1_steps + cfg.stage2_steps + cfg.stage3_steps, "mix")]
+    plan = [("stage1", cfg.stage1_steps, cfg.lr), ("stage2", cfg.stage2_steps, cfg.lr),
+            ("stage3", cfg.stage3_steps, cfg.stage3_lr or cfg.lr),
+            ("mix", cfg.stage1_steps + cfg.stage2_steps + cfg.stage3_steps, cfg.lr)]
     t0 = time.perf_counter()
     with invalidated(out_dir) as out:  # in place: an interrupted run resumes from its checkpoints
-        for name, steps, ds_name in plan:
+        for name, steps, lr in plan:
             begin = start if name == "mix" else prev
-            if steps and len(data[ds_name]):
+            if steps and len(data[name]):
                 model, _ = load_model(begin, lora=lora, device=device)
-                runs[name] = train_run(model, tokenizer, data[ds_name], out / name, steps, cfg.lr, t, prof.seed,
+                runs[name] = train_run(model, tokenizer, data[name], out / name, steps, lr, t, prof.seed,
                                        max_length=t.max_prompt_tokens + 384, peak_gflops=meter.measure())
                 models[name] = out / name
             else: models[name] = begin
