@@ -53,6 +53,10 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     assert set(metrics["curriculum"]) == {"base", "stage1", "stage2", "stage3", "mix"}
     assert all(set(metrics["curriculum"][r]["in_domain"]) >= {"pass1", "avg", "pass_at_k", "acc_ex", "cov_ex"}
                for r in metrics["curriculum"])
+    # which task each row answers: shares, in the table beside Table 7's
+    assert all(0 <= metrics["curriculum"][r][s][f"{t}_answered"] <= 1 for r in metrics["curriculum"]
+               for s in ("in_domain", "ood") for t in ("tags", "summary"))
+    assert "Which task each row answers" in (report / "tables" / "curriculum.md").read_text()
     assert set(metrics["summary"]) == {"template", "usergpt_base", "usergpt_stage1", "usergpt_stage2",
                                        "usergpt_stage3", "usergpt_mix"}
     assert all(set(s) >= {"acc_ex", "cov_ex", "bleu2", "bleu4", "score_sim", "judge"}
