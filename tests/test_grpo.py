@@ -1,5 +1,5 @@
-"""DF-GRPO: the sample and group filters on hand-made groups (exact kept masks), the rewards with TRL's signature, and
-the trainer subclass applying the filters to a real GRPO step."""
+"""DF-GRPO: the sample and group filters on hand-made groups (exact kept masks), the rewards with TRL's signature,
+the run key, and the trainer subclass applying the filters to a real GRPO step."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from usergpt.config import ConfigError, GrpoConfig
-from usergpt.grpo import dual_filter_masks, dual_filter_trainer, group_filter, reward_functions, sample_filter
+from usergpt.grpo import (dual_filter_masks, dual_filter_trainer, group_filter, grpo_key, reward_functions,
+                          sample_filter)
 from usergpt.knowledge import load_knowledge_base
 
 SCHEMA = load_knowledge_base().schema
@@ -102,3 +103,12 @@ def test_grpo_config_is_validated():
         GrpoConfig(eps_low=0.9, eps_high=0.1)
     with pytest.raises(ConfigError, match="group_size: must be a number ≥ 2"):
         GrpoConfig(group_size=1)
+
+
+def test_run_key_covers_what_trains_not_what_scores():
+    base = dict(sample=True, group=True, start="curriculum/stage3", data="fp", start_key="k")
+    key = grpo_key(GrpoConfig(), **base)
+    assert grpo_key(GrpoConfig(eval_users=80), **base) == key  # scoring more users keeps the trained runs
+    assert grpo_key(GrpoConfig(steps=31), **base) != key
+    assert grpo_key(GrpoConfig(), **(base | dict(group=False))) != key
+    assert grpo_key(GrpoConfig(), **(base | dict(start_key="other"))) != key  # the start was retrained

@@ -1,13 +1,15 @@
 """Metrics on hand-computed cases: Avg@k / Pass@k, per-dimension grouping, malformed output, Acc_Ex / COV_Ex, the
-judge's formulas."""
+judge's formulas, and paired bootstrap intervals of differences between systems."""
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from usergpt.knowledge import load_knowledge_base
-from usergpt.metrics import LexiconExtractor, RuleJudge, correctness, parse_output, summary_scores, tag_scores
+from usergpt.metrics import (LexiconExtractor, RuleJudge, correctness, extraction_counts, mean_difference,
+                             paired_interval, parse_output, ratio_difference, summary_scores, tag_scores)
 
 KB = load_knowledge_base()
 SCHEMA = KB.schema
@@ -76,3 +78,36 @@ def test_judge_formulas():
     # sentences of 3 words (too short), one repeat, proper shape, no markup: (0 + 0.5 + 1 + 1) / 4
     assert (a["aesthetics"] == pytest.approx(10 * 2.5 / 4) and a["consistency"] == pytest.approx(10.0)
             and a["completeness"] == pytest.approx(10 * 2 / 18))
+
+
+def test_extraction_counts_pool_to_acc_ex():
+    g = gold(gender="female", pet="dog")
+    texts = ["She keeps a cat.", "", "A woman."]
+    right, found = extraction_counts(texts, [g] * 3, EXTRACTOR, SCHEMA)
+    assert right.tolist() == [1, 0, 1] and found.tolist() == [2, 0, 1]
+    s = summary_scores(texts, [g] * 3, ["x"] * 3, EXTRACTOR, SCHEMA)
+    assert s["Acc_Ex"] == pytest.approx(right.sum() / found.sum())
+
+
+def test_paired_interval_resamples_users_together():
+    rng = np.random.default_rng(1)
+    a = rng.random(50)
+    # a shift every user shares is resolved exactly, however noisy the users are
+    iv = paired_interval(mean_difference, a + 0.05, a)
+    assert iv["value"] == pytest.approx(0.05) and iv["low"] == pytest.approx(0.05) == iv["high"]
+    # unpaired resampling would see the users' spread (sd 0.29) and give an interval of about ±0.11
+    iv = paired_interval(mean_difference, a + 0.05 + rng.normal(0, 0.01, 50), a)
+    assert 0.04 < iv["low"] < iv["value"] < iv["high"] < 0.06
+    # the same seed gives the same interval; a difference of noise holds 0
+    noise = rng.normal(0, 1, 100), rng.normal(0, 1, 100)
+    assert paired_interval(mean_difference, *noise, seed=3) == paired_interval(mean_difference, *noise, seed=3)
+    iv = paired_interval(mean_difference, *noise)
+    assert iv["low"] < 0 < iv["high"]
+
+
+def test_ratio_difference_pools_over_users():
+    # Acc_Ex pools right / extracted over the users: (1+3)/(2+4) − (2+0)/(2+2), not a mean of per-user ratios
+    assert ratio_difference([1, 3], [2, 4], [2, 0], [2, 2]) == pytest.approx(4 / 6 - 2 / 4)
+    assert ratio_difference([0], [0], [1], [2]) == pytest.approx(-0.5)  # nothing extracted: Acc_Ex 0
+    with pytest.raises(ValueError, match="differ in length"):
+        paired_interval(mean_difference, [1, 2, 3], [1, 2])

@@ -2,6 +2,7 @@
 stages."""
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 
@@ -57,6 +58,20 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     assert all(0 <= metrics["curriculum"][r][s][f"{t}_answered"] <= 1 for r in metrics["curriculum"]
                for s in ("in_domain", "ood") for t in ("tags", "summary"))
     assert "Which task each row answers" in (report / "tables" / "curriculum.md").read_text()
+    # each named difference between rows, per split and metric, with its interval: the value is the rows' difference
+    cur, rl = metrics["curriculum_differences"], metrics["grpo_differences"]
+    assert set(cur) == {"stage2-base", "stage3-stage2", "stage3-mix"}
+    assert set(rl) == {"grpo-sft", "df_grpo-sft", "group_only-grpo", "sample_only-grpo", "df_grpo-grpo"}
+    for pair, by in cur.items():
+        for split, metric in itertools.product(("in_domain", "ood"), ("avg", "acc_ex")):
+            a, b = (metrics["curriculum"][r][split][metric] for r in pair.split("-"))
+            iv = by[split][metric]
+            assert iv["value"] == pytest.approx(a - b, abs=1e-9) and iv["low"] <= iv["high"]
+    for pair, by in rl.items():
+        for metric, key in (("avg", "avg10"), ("acc_ex", "acc_ex")):
+            a, b = (grpo[r][key] for r in pair.split("-"))
+            assert by["in_domain"][metric]["value"] == pytest.approx(a - b, abs=1e-9)
+    assert all("Differences between rows" in (report / "tables" / f).read_text() for f in ("curriculum.md", "grpo.md"))
     assert set(metrics["summary"]) == {"template", "usergpt_base", "usergpt_stage1", "usergpt_stage2",
                                        "usergpt_stage3", "usergpt_mix"}
     assert all(set(s) >= {"acc_ex", "cov_ex", "bleu2", "bleu4", "score_sim", "judge"}

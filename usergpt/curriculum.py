@@ -19,16 +19,18 @@ from tqdm.auto import tqdm
 from .baselines import legacy_labels, training_users
 from .config import derive_seed, invalidated, seed_everything, verify_stage, write_manifest
 from .knowledge import TagSchema, load_knowledge_base
-from .metrics import (LexiconExtractor, RuleJudge, correctness, parse_output, summary_scores, tag_correct,
+from .metrics import (LexiconExtractor, RuleJudge, correctness, extraction_counts, mean_difference,
+                             paired_interval, parse_output, ratio_difference, summary_scores, tag_correct,
                              tag_scores)
 from .model import LoraSettings, build_prompt, load_model, load_tokenizer, make_backend, mub_lines
 from .teachers import load_teachers
 from .train import PeakMeter, rationale, train_run
 
 # %% auto #0
-__all__ = ['SCOPE', 'ROWS', 'answer_spans', 'tags_target', 'tokenize_masked', 'surface', 'stated', 'persona_summary',
+__all__ = ['SCOPE', 'ROWS', 'PAIRS', 'answer_spans', 'tags_target', 'tokenize_masked', 'surface', 'stated', 'persona_summary',
            'summary_agrees', 'summary_target', 'stage_rows', 'stage_datasets', 'answered_as', 'sample_summaries',
-           'summary_row', 'score_model', 'curriculum_stage', 'load_curriculum']
+           'summary_row', 'score_model', 'user_scores', 'differences', 'difference_table', 'answer_shares',
+           'curriculum_stage', 'load_curriculum']
 
 # %% ../nbs/08b_curriculum.ipynb #c0000008
 def answer_spans(labels: dict) -> tuple[str, dict[str, tuple[int, int]]]:
@@ -195,15 +197,61 @@ def score_model(model_dir: Path, bench: dict, schema: TagSchema, prof, name: str
                       **summary_row(summaries, golds, schema),
                       # which task it answers: tags prompts with tags, summary prompts with a summary
                       "tags_answered": float(np.mean([answered_as(o, schema) == "tags" for u in outs for o in u])),
-                      "summary_answered": float(np.mean([s != "" for s in summaries]))}
+                      "summary_answered": float(np.mean([s.strip() != "" for s in summaries]))}
         gens.append(pd.DataFrame({"system": name, "split": split, "user_id": df.user_id, "summary": summaries,
                                   "tags": [json.dumps(o) for o in outs]}))
     return out, gens
+
+# %% ../nbs/08b_curriculum.ipynb #9f375615
+def user_scores(gens: pd.DataFrame, bench: dict, schema: TagSchema) -> pd.DataFrame:
+    """Per system, split and user (from `score_model`'s generations): Avg@k (the mean correctness over tags and
+    samples), and the tags extracted from the summary that are right (`right`) and extracted (`found`)."""
+    extractor = LexiconExtractor(schema, list(load_knowledge_base().priors["interests"]))
+    golds = {(s, u): json.loads(g) for s, df in bench.items() for u, g in zip(df.user_id, df.gold)}
+    rows = []
+    for (system, split), g in gens.groupby(["system", "split"], sort=False):
+        gold = [golds[split, u] for u in g.user_id]
+        c = correctness([json.loads(t) for t in g.tags], gold, schema)[0]
+        right, found = extraction_counts(list(g.summary), gold, extractor, schema)
+        rows.append(pd.DataFrame(dict(system=system, split=split, user_id=g.user_id.values,
+                                      avg=c.mean(axis=(1, 2)), right=right, found=found)))
+    return pd.concat(rows, ignore_index=True)
+
+def differences(scores: pd.DataFrame, pairs: list[tuple[str, str]], seed: int = 0) -> dict:
+    """For each (a, b) pair (key `a-b`) and split: a − b in Avg@k (`avg`) and in Acc_Ex (`acc_ex`), each with its paired
+    bootstrap 95% interval ({value, low, high})."""
+    out = {}
+    for a, b in pairs:
+        for split in scores.split.unique():
+            x = scores[(scores.system == a) & (scores.split == split)].set_index("user_id")
+            y = scores[(scores.system == b) & (scores.split == split)].set_index("user_id").loc[x.index]
+            out.setdefault(f"{a}-{b}", {})[split] = {
+                metric: paired_interval(stat, *(x[c] for c in cols), *(y[c] for c in cols), seed=seed)
+                for metric, stat, cols in (("avg", mean_difference, ["avg"]),
+                                           ("acc_ex", ratio_difference, ["right", "found"]))}
+    return out
+
+def difference_table(diffs: dict, labels: dict, k: int) -> pd.DataFrame:
+    "`differences` as a table: a row per pair, `+0.018 [−0.012, +0.047]` per split and metric."
+    cell = lambda r: f"{r['value']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}]"
+    names = {("in_domain", "avg"): f"in-domain Avg@{k}", ("in_domain", "acc_ex"): "in-domain Acc_Ex",
+             ("ood", "avg"): f"OOD Avg@{k}", ("ood", "acc_ex"): "OOD Acc_Ex"}
+    rows = {" − ".join(labels.get(x, x) for x in pair.split("-")): {
+        names[s, m]: cell(iv) for s, by in splits.items() for m, iv in by.items()} for pair, splits in diffs.items()}
+    return pd.DataFrame(rows).T[[n for n in names.values() if any(n in v for v in rows.values())]]
+
+def answer_shares(results: dict, labels: dict | None = None) -> pd.DataFrame:
+    "Which task each row answers: the share of tags prompts answered with tags, and of summary prompts with a summary."
+    splits = {"in_domain": "in-domain", "ood": "OOD"}
+    return pd.DataFrame({(labels or {}).get(n, n): {f"{t} ({splits[s]})": r[s][f"{t}_answered"] for s in splits
+                                                      for t in ("tags", "summary")}
+                         for n, r in results.items()}).T.round(4)
 
 # %% ../nbs/08b_curriculum.ipynb #c0000021
 SCOPE = dict(only=[".safetensors", "tokenizer.json", ".parquet"],
              exclude=["checkpoints", "wandb", "report", "manifest.json"])  # what the content hash covers
 ROWS = {"base": "base", "stage1": "+ Stage 1", "stage2": "+ Stage 2", "stage3": "+ Stage 3", "mix": "random mix"}
+PAIRS = [("stage2", "base"), ("stage3", "stage2"), ("stage3", "mix")]  # the differences given intervals
 
 def curriculum_stage(prof) -> dict:
     "Train the curriculum and its random-mix control under `runs/<profile>/curriculum/`; score every row."
@@ -244,9 +292,11 @@ def curriculum_stage(prof) -> dict:
         golds = {s: [json.loads(x) for x in df.gold] for s, df in bench.items()}
         template = {s: summary_row([persona_summary(legacy_labels(x), schema) for x in df.mub_text], golds[s], schema)
                     for s, df in bench.items()}
-        pd.concat(gens, ignore_index=True).to_parquet(out / "generations.parquet", index=False)
+        gens = pd.concat(gens, ignore_index=True)
+        gens.to_parquet(out / "generations.parquet", index=False)
         counts = {s: len(d) for s, d in data.items()} | {"summaries_rejected": rows["summaries_rejected"]}
         result = dict(results=results, template=template, runs=runs, examples=counts,
+                      differences=differences(user_scores(gens, bench, schema), PAIRS, prof.seed),
                       models={k: str(v) for k, v in models.items()},
                       seconds=round(time.perf_counter() - t0, 1))
         write_manifest(out, "curriculum", prof.name, prof.seed, cfg, counts | {"rows": len(results)}, scope=SCOPE,

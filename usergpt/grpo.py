@@ -20,7 +20,7 @@ import torch
 
 from .baselines import training_users
 from .config import derive_seed, invalidated, seed_everything, verify_stage, write_manifest
-from .curriculum import load_curriculum, score_model, stated
+from .curriculum import differences, load_curriculum, score_model, stated, user_scores
 from .knowledge import TagSchema, load_knowledge_base
 from .metrics import LexiconExtractor, RuleJudge, parse_output, tag_correct
 from .model import build_prompt, load_model, load_tokenizer
@@ -28,8 +28,8 @@ from .teachers import curriculum_labels, load_teachers
 from .train import SIDECAR, _callbacks, save_model, wandb_report_to
 
 # %% auto #0
-__all__ = ['ROWS', 'reward_functions', 'sample_filter', 'group_means', 'group_filter', 'dual_filter_masks', 'dual_filter_trainer',
-           'rl_prompts', 'grpo_run', 'grpo_stage', 'load_grpo']
+__all__ = ['ROWS', 'PAIRS', 'reward_functions', 'sample_filter', 'group_means', 'group_filter', 'dual_filter_masks',
+           'dual_filter_trainer', 'rl_prompts', 'grpo_key', 'grpo_run', 'grpo_stage', 'load_grpo']
 
 # %% ../nbs/08c_grpo.ipynb #g0000008
 def reward_functions(schema: TagSchema, tokenizer=None) -> list:
@@ -157,18 +157,22 @@ def _grpo_args(prof, out: Path, sample: bool):
                       report_to=wandb_report_to(prof.train.wandb, out.parent / "wandb"), run_name=out.name,
                       disable_tqdm=True, dataloader_num_workers=0)
 
-def grpo_run(start: Path, tokenizer, dataset, out: Path, prof, sample: bool, group: bool) -> dict:
-    """One RL run from `start` into `out` (resumes from its checkpoints; kept when it finished with the same settings,
-    data and start); returns its rewards, kept fractions and timing."""
-    from transformers.trainer_utils import get_last_checkpoint
-    cfg = prof.grpo
-    # what the run learns from: settings, filters, start, data, and the rewards' definition (their source, and the
-    # parser and judge they score with)
+def grpo_key(cfg, sample: bool, group: bool, start: Path, data: str, start_key: str | None) -> str:
+    """What an RL run learns from: its settings (not how many users score it), filters, start (path and run key), data
+    (fingerprint), and the rewards' definition (their source, and the parser and judge they score with)."""
     sources = map(inspect.getsource, (reward_functions, inspect.getmodule(parse_output)))
     rewards = hashlib.sha256("".join(sources).encode()).hexdigest()[:16]
-    key = json.dumps(dict(cfg=cfg.__dict__, sample=sample, group=group, start=str(start), data=dataset._fingerprint,
-                          rewards=rewards, start_key=json.loads((Path(start) / SIDECAR).read_text()).get("run_key")),
-                     sort_keys=True)
+    trains = {k: v for k, v in cfg.__dict__.items() if k != "eval_users"}
+    return json.dumps(dict(cfg=trains, sample=sample, group=group, start=str(start), data=data, rewards=rewards,
+                           start_key=start_key), sort_keys=True)
+
+def grpo_run(start: Path, tokenizer, dataset, out: Path, prof, sample: bool, group: bool) -> dict:
+    """One RL run from `start` into `out` (resumes from its checkpoints; kept when it finished with the same
+    `grpo_key`); returns its rewards, kept fractions and timing."""
+    from transformers.trainer_utils import get_last_checkpoint
+    cfg = prof.grpo
+    key = grpo_key(cfg, sample, group, start, dataset._fingerprint,
+                   json.loads((Path(start) / SIDECAR).read_text()).get("run_key"))
     done = json.loads((out / SIDECAR).read_text()) if (out / SIDECAR).is_file() else {}
     if done.get("run_key") == key: return done["metrics"]
     model, _ = load_model(start, device="cuda" if torch.cuda.is_available() else "cpu")
@@ -200,6 +204,8 @@ def grpo_run(start: Path, tokenizer, dataset, out: Path, prof, sample: bool, gro
 
 # %% ../nbs/08c_grpo.ipynb #g0000018
 ROWS = {"grpo": (False, False), "group_only": (False, True), "sample_only": (True, False), "df_grpo": (True, True)}
+# the differences given intervals: each RL row against the start, each filter against plain GRPO
+PAIRS = [("grpo", "sft"), ("df_grpo", "sft"), ("group_only", "grpo"), ("sample_only", "grpo"), ("df_grpo", "grpo")]
 
 def grpo_stage(prof) -> dict:
     "The four RL runs of the ablation under `runs/<profile>/grpo/`, and every row scored."
@@ -221,8 +227,10 @@ def grpo_stage(prof) -> dict:
         for name, path in models.items():
             results[name], g = score_model(path, bench, schema, prof, name, "grpo")
             gens += g
-        pd.concat(gens, ignore_index=True).to_parquet(out / "generations.parquet", index=False)
+        gens = pd.concat(gens, ignore_index=True)
+        gens.to_parquet(out / "generations.parquet", index=False)
         result = dict(results=results, runs=runs, models={k: str(v) for k, v in models.items()},
+                      differences=differences(user_scores(gens, bench, schema), PAIRS, prof.seed),
                       prompts=len(dataset),
                       tasks={k: int(v) for k, v in pd.Series(dataset["task"]).value_counts().items()},
                       seconds=round(time.perf_counter() - t0, 1))

@@ -20,7 +20,8 @@ from .knowledge import TagSchema
 # %% auto #0
 __all__ = ['FAILURES', 'INTERESTS_THRESHOLD', 'ParsedOutput', 'parse_output', 'embedder', 'embed', 'as_phrases',
            'interests_similarity', 'tag_correct', 'correctness', 'tag_scores', 'Extractor', 'LexiconExtractor',
-           'summary_scores', 'Judge', 'RuleJudge']
+           'extraction_counts', 'summary_scores', 'Judge', 'RuleJudge', 'mean_difference', 'ratio_difference',
+           'paired_interval']
 
 # %% ../nbs/04_metrics.ipynb #a21c22c9
 FAILURES = ("truncated", "no_answer_tag", "bad_json", "not_object", "unknown_tag", "invalid_value", "empty")
@@ -164,17 +165,21 @@ class LexiconExtractor:
         if found: out["interests"] = found
         return out
 
+def extraction_counts(summaries: list[str], golds: list[dict], extractor: Extractor,
+                      schema: TagSchema) -> tuple[np.ndarray, np.ndarray]:
+    "Per summary: the tags extracted from it that are right, and the tags extracted (None or '' counts as empty)."
+    correct, found = np.zeros(len(golds), dtype=int), np.zeros(len(golds), dtype=int)
+    for i, (text, gold) in enumerate(zip(summaries, golds)):
+        ex = extractor.extract(text or "")
+        for spec in (s for s in schema.tags if s.id in ex):
+            found[i] += 1; correct[i] += tag_correct(spec, ex[spec.id], gold[spec.id])
+    return correct, found
+
 def summary_scores(summaries: list[str], golds: list[dict], references: list[str], extractor: Extractor,
                    schema: TagSchema) -> dict:
     "Acc_Ex, COV_Ex, BLEU-2, BLEU-4 and Score_sim over a set of summaries (None or '' counts as empty)."
     from sacrebleu.metrics import BLEU
-    correct = found = 0
-    for text, gold in zip(summaries, golds):
-        ex = extractor.extract(text or "")
-        for spec in schema.tags:
-            if spec.id in ex:
-                found += 1
-                correct += tag_correct(spec, ex[spec.id], gold[spec.id])
+    correct, found = (int(x.sum()) for x in extraction_counts(summaries, golds, extractor, schema))
     texts = [s or "" for s in summaries]
     sims = (embed(texts) * embed(references)).sum(axis=1) if texts else np.zeros(0)
     return {"Acc_Ex": correct / found if found else 0.0,
@@ -209,3 +214,29 @@ class RuleJudge:
                 "consistency": 10 * (sum(tag_correct(s, ex[s.id], gold[s.id]) for s in found) / len(found)) if found
                 else 0.0,
                 "conciseness": 10 * conc, "aesthetics": 10 * float(np.mean([lengths_ok, unique, shape, clean]))}
+
+# %% ../nbs/04_metrics.ipynb #28072795
+def mean_difference(a, b, axis: int = -1):
+    "mean(a) − mean(b) along `axis`: a difference of Avg@k from per-user means."
+    return np.mean(a, axis=axis) - np.mean(b, axis=axis)
+
+def ratio_difference(a_num, a_den, b_num, b_den, axis: int = -1):
+    "Σa_num/Σa_den − Σb_num/Σb_den along `axis` (a ratio with nothing below it is 0): a difference of Acc_Ex."
+    ratio = lambda n, d: np.divide(np.sum(n, axis=axis), np.sum(d, axis=axis),
+                                   out=np.zeros(np.shape(np.sum(d, axis=axis))), where=np.sum(d, axis=axis) > 0)
+    return ratio(a_num, a_den) - ratio(b_num, b_den)
+
+def paired_interval(statistic, *samples, level: float = 0.95, resamples: int = 10_000, seed: int = 0) -> dict:
+    """`statistic` of paired per-user `samples` (one entry per user in each, the same users in the same order) and its
+    percentile bootstrap interval, users resampled together: {value, low, high}."""
+    import inspect
+    from scipy.stats import bootstrap
+    samples = [np.asarray(s, dtype=float) for s in samples]
+    gen = np.random.default_rng(seed)  # scipy ≥ 1.15 names it `rng`, older releases `random_state`
+    seeded = {"rng" if "rng" in inspect.signature(bootstrap).parameters else "random_state": gen}
+    if len({len(s) for s in samples}) != 1:
+        raise ValueError(f"paired samples differ in length: {[len(s) for s in samples]}")
+    res = bootstrap(samples, statistic, paired=True, vectorized=True, n_resamples=resamples, confidence_level=level,
+                    method="percentile", **seeded)
+    ci = res.confidence_interval
+    return dict(value=float(statistic(*samples)), low=float(ci.low), high=float(ci.high))
