@@ -29,8 +29,8 @@ from .train import PeakMeter, rationale, train_run
 # %% auto #0
 __all__ = ['SCOPE', 'ROWS', 'PAIRS', 'answer_spans', 'tags_target', 'tokenize_masked', 'surface', 'stated', 'persona_summary',
            'summary_agrees', 'summary_target', 'stage_rows', 'stage_datasets', 'answered_as', 'sample_summaries',
-           'summary_row', 'score_model', 'user_scores', 'differences', 'difference_table', 'answer_shares',
-           'curriculum_stage', 'load_curriculum']
+           'summary_row', 'score_model', 'differences', 'difference_table', 'answer_shares', 'curriculum_stage',
+           'load_curriculum']
 
 # %% ../nbs/08b_curriculum.ipynb #c0000008
 def answer_spans(labels: dict) -> tuple[str, dict[str, tuple[int, int]]]:
@@ -180,8 +180,10 @@ def summary_row(summaries: list[str], golds: list[dict], schema: TagSchema) -> d
 
 def score_model(model_dir: Path, bench: dict, schema: TagSchema, prof, name: str,
                 scope: str = "curriculum") -> tuple[dict, list]:
-    "Tags (Pass@1, Avg@k, Pass@k per split) and summary scores of one model, and its generations (seeds per `scope`)."
+    """Tags (Pass@1, Avg@k, Pass@k per split) and summary scores of one model, and its generations (seeds per `scope`)
+    with each user's scores: Avg@k (`avg`), and the summary's tags that are right (`right`) and extracted (`found`)."""
     from usergpt.evaluate import sample_model  # evaluate reads this stage's results: imported when called
+    extractor = LexiconExtractor(schema, list(load_knowledge_base().priors["interests"]))
     out, gens = {}, []
     for split, df in bench.items():
         golds = [json.loads(g) for g in df.gold]
@@ -198,28 +200,17 @@ def score_model(model_dir: Path, bench: dict, schema: TagSchema, prof, name: str
                       # which task it answers: tags prompts with tags, summary prompts with a summary
                       "tags_answered": float(np.mean([answered_as(o, schema) == "tags" for u in outs for o in u])),
                       "summary_answered": float(np.mean([s.strip() != "" for s in summaries]))}
-        gens.append(pd.DataFrame({"system": name, "split": split, "user_id": df.user_id, "summary": summaries,
-                                  "tags": [json.dumps(o) for o in outs]}))
+        right, found = extraction_counts(summaries, golds, extractor, schema)
+        gens.append(pd.DataFrame({"system": name, "split": split, "user_id": df.user_id.values, "summary": summaries,
+                                  "tags": [json.dumps(o) for o in outs], "avg": c.mean(axis=(1, 2)),
+                                  "right": right, "found": found}))
     return out, gens
 
 # %% ../nbs/08b_curriculum.ipynb #9f375615
-def user_scores(gens: pd.DataFrame, bench: dict, schema: TagSchema) -> pd.DataFrame:
-    """Per system, split and user (from `score_model`'s generations): Avg@k (the mean correctness over tags and
-    samples), and the tags extracted from the summary that are right (`right`) and extracted (`found`)."""
-    extractor = LexiconExtractor(schema, list(load_knowledge_base().priors["interests"]))
-    golds = {(s, u): json.loads(g) for s, df in bench.items() for u, g in zip(df.user_id, df.gold)}
-    rows = []
-    for (system, split), g in gens.groupby(["system", "split"], sort=False):
-        gold = [golds[split, u] for u in g.user_id]
-        c = correctness([json.loads(t) for t in g.tags], gold, schema)[0]
-        right, found = extraction_counts(list(g.summary), gold, extractor, schema)
-        rows.append(pd.DataFrame(dict(system=system, split=split, user_id=g.user_id.values,
-                                      avg=c.mean(axis=(1, 2)), right=right, found=found)))
-    return pd.concat(rows, ignore_index=True)
-
 def differences(scores: pd.DataFrame, pairs: list[tuple[str, str]], seed: int = 0) -> dict:
-    """For each (a, b) pair (key `a-b`) and split: a − b in Avg@k (`avg`) and in Acc_Ex (`acc_ex`), each with its paired
-    bootstrap 95% interval ({value, low, high})."""
+    """For each (a, b) pair (key `a-b`) and split of `scores` (`score_model`'s generations: per system, split and user,
+    `avg`, `right` and `found`): a − b in Avg@k (`avg`) and in Acc_Ex (`acc_ex`), each with its paired bootstrap 95%
+    interval ({value, low, high})."""
     out = {}
     for a, b in pairs:
         for split in scores.split.unique():
@@ -296,7 +287,7 @@ def curriculum_stage(prof) -> dict:
         gens.to_parquet(out / "generations.parquet", index=False)
         counts = {s: len(d) for s, d in data.items()} | {"summaries_rejected": rows["summaries_rejected"]}
         result = dict(results=results, template=template, runs=runs, examples=counts,
-                      differences=differences(user_scores(gens, bench, schema), PAIRS, prof.seed),
+                      differences=differences(gens, PAIRS, prof.seed),
                       models={k: str(v) for k, v in models.items()},
                       seconds=round(time.perf_counter() - t0, 1))
         write_manifest(out, "curriculum", prof.name, prof.seed, cfg, counts | {"rows": len(results)}, scope=SCOPE,

@@ -20,7 +20,7 @@ import torch
 
 from .baselines import training_users
 from .config import derive_seed, invalidated, seed_everything, verify_stage, write_manifest
-from .curriculum import differences, load_curriculum, score_model, stated, user_scores
+from .curriculum import differences, load_curriculum, score_model, stated
 from .knowledge import TagSchema, load_knowledge_base
 from .metrics import LexiconExtractor, RuleJudge, parse_output, tag_correct
 from .model import build_prompt, load_model, load_tokenizer
@@ -230,7 +230,7 @@ def grpo_stage(prof) -> dict:
         gens = pd.concat(gens, ignore_index=True)
         gens.to_parquet(out / "generations.parquet", index=False)
         result = dict(results=results, runs=runs, models={k: str(v) for k, v in models.items()},
-                      differences=differences(user_scores(gens, bench, schema), PAIRS, prof.seed),
+                      differences=differences(gens, PAIRS, prof.seed),
                       prompts=len(dataset),
                       tasks={k: int(v) for k, v in pd.Series(dataset["task"]).value_counts().items()},
                       seconds=round(time.perf_counter() - t0, 1))
