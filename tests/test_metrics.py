@@ -87,6 +87,10 @@ def test_extraction_counts_pool_to_acc_ex():
     assert right.tolist() == [1, 0, 1] and found.tolist() == [2, 0, 1]
     s = summary_scores(texts, [g] * 3, ["x"] * 3, EXTRACTOR, SCHEMA)
     assert s["Acc_Ex"] == pytest.approx(right.sum() / found.sum())
+    # counts passed in are the ones scored: nothing is extracted again
+    assert summary_scores(texts, [g] * 3, ["x"] * 3, EXTRACTOR, SCHEMA, (right, found)) == s
+    given = summary_scores(texts, [g] * 3, ["x"] * 3, EXTRACTOR, SCHEMA, ([0, 0, 0], [1, 0, 1]))
+    assert given["Acc_Ex"] == 0.0 and given["COV_Ex"] == pytest.approx(2 / (3 * len(SCHEMA.tags)))
 
 
 def test_paired_interval_resamples_users_together():

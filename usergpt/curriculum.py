@@ -168,11 +168,12 @@ def sample_summaries(model_dir: Path, texts: list[str], schema: TagSchema, prof,
                                             max_new_tokens=prof.curriculum.summary_tokens, seed=seed + b)]
     return [(parse_output(o, schema, task="summary").answer or {}).get("summary", "") for o in outs]
 
-def summary_row(summaries: list[str], golds: list[dict], schema: TagSchema) -> dict:
-    "Acc_Ex, COV_Ex, BLEU-2/4, Score_sim (against the gold tags' template summary) and the judge's four scores."
-    extractor = LexiconExtractor(schema, list(load_knowledge_base().priors["interests"]))
+def summary_row(summaries: list[str], golds: list[dict], schema: TagSchema, extractor,
+                counts: tuple | None = None) -> dict:
+    """Acc_Ex, COV_Ex, BLEU-2/4, Score_sim (against the gold tags' template summary) and the judge's four scores.
+    `counts`: the summaries' `extraction_counts`, where the caller has them."""
     refs = [persona_summary(g, schema) for g in golds]
-    s = summary_scores(summaries, golds, refs, extractor, schema)
+    s = summary_scores(summaries, golds, refs, extractor, schema, counts)
     judge = pd.DataFrame([RuleJudge(extractor, schema).score(x, g) for x, g in zip(summaries, golds)]).mean()
     return {"acc_ex": s["Acc_Ex"], "cov_ex": s["COV_Ex"], "bleu2": s["BLEU-2"], "bleu4": s["BLEU-4"],
             "score_sim": s["Score_sim"], "judge": float(judge.mean()),
@@ -180,8 +181,9 @@ def summary_row(summaries: list[str], golds: list[dict], schema: TagSchema) -> d
 
 def score_model(model_dir: Path, bench: dict, schema: TagSchema, prof, name: str,
                 scope: str = "curriculum") -> tuple[dict, list]:
-    """Tags (Pass@1, Avg@k, Pass@k per split) and summary scores of one model, and its generations (seeds per `scope`)
-    with each user's scores: Avg@k (`avg`), and the summary's tags that are right (`right`) and extracted (`found`)."""
+    """Tags (Pass@1, Avg@k, Pass@k and each tag's Avg@k per split) and summary scores of one model, and its generations
+    (seeds per `scope`) with each user's scores: Avg@k (`avg`), and the summary's tags that are right (`right`) and
+    extracted (`found`)."""
     from usergpt.evaluate import sample_model  # evaluate reads this stage's results: imported when called
     extractor = LexiconExtractor(schema, list(load_knowledge_base().priors["interests"]))
     out, gens = {}, []
@@ -191,16 +193,18 @@ def score_model(model_dir: Path, bench: dict, schema: TagSchema, prof, name: str
                                seed=derive_seed(prof.seed, scope, name, split), desc=f"{name} {split}",
                                list_values=prof.train.list_tag_values)
         c = correctness(outs, golds, schema)[0]
-        scores = tag_scores(c, schema)["Avg"]
+        scores = tag_scores(c, schema)
         summaries = sample_summaries(model_dir, list(df.mub_text), schema, prof,
                                      derive_seed(prof.seed, scope, name, split, "summary"),
                                      f"{name} {split} summary")
-        out[split] = {"pass1": float(c[:, :, 0].mean()), "avg": scores["avg"], "pass_at_k": scores["pass_at_k"],
-                      **summary_row(summaries, golds, schema),
+        right, found = extraction_counts(summaries, golds, extractor, schema)
+        out[split] = {"pass1": float(c[:, :, 0].mean()), "avg": scores["Avg"]["avg"],
+                      "pass_at_k": scores["Avg"]["pass_at_k"],
+                      "per_tag": {t: v["avg"] for t, v in scores["per_tag"].items()},
+                      **summary_row(summaries, golds, schema, extractor, (right, found)),
                       # which task it answers: tags prompts with tags, summary prompts with a summary
                       "tags_answered": float(np.mean([answered_as(o, schema) == "tags" for u in outs for o in u])),
                       "summary_answered": float(np.mean([s.strip() != "" for s in summaries]))}
-        right, found = extraction_counts(summaries, golds, extractor, schema)
         gens.append(pd.DataFrame({"system": name, "split": split, "user_id": df.user_id.values, "summary": summaries,
                                   "tags": [json.dumps(o) for o in outs], "avg": c.mean(axis=(1, 2)),
                                   "right": right, "found": found}))
@@ -247,7 +251,8 @@ PAIRS = [("stage2", "base"), ("stage3", "stage2"), ("stage3", "mix")]  # the dif
 def curriculum_stage(prof) -> dict:
     "Train the curriculum and its random-mix control under `runs/<profile>/curriculum/`; score every row."
     from usergpt.bench import load_bench_stage
-    cfg, t, schema, out_dir = prof.curriculum, prof.train, load_knowledge_base().schema, prof.stage_dir("curriculum")
+    cfg, t, kb, out_dir = prof.curriculum, prof.train, load_knowledge_base(), prof.stage_dir("curriculum")
+    schema, extractor = kb.schema, LexiconExtractor(kb.schema, list(kb.priors["interests"]))
     seed_everything(prof.seed)
     if t.threads: torch.set_num_threads(t.threads)
     teachers = load_teachers(prof.stage_dir("teachers"))
@@ -257,6 +262,10 @@ def curriculum_stage(prof) -> dict:
     start = prof.run_dir / cfg.start
     tokenizer = load_tokenizer(start)
     rows = stage_rows(pool, questions, tokenizer, schema, prof)
+    # per tag, the share of the curriculum's users whose question is in Stage 1 and in Stage 2 (the rest are dropped)
+    kept = questions[questions.kept]
+    tag_stages = {f"stage{k}": (kept[kept.stage == k].groupby("tag").size() / len(pool)).reindex(
+        schema.ids, fill_value=0).round(4).to_dict() for k in (1, 2)}
     data = stage_datasets(rows, cfg.stage2_mix, prof.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     lora = LoraSettings(t.lora_rank, t.lora_alpha, t.lora_target_modules) if t.lora_rank else None
@@ -281,12 +290,13 @@ def curriculum_stage(prof) -> dict:
             results[name], g = score_model(path, bench, schema, prof, name)
             gens += g
         golds = {s: [json.loads(x) for x in df.gold] for s, df in bench.items()}
-        template = {s: summary_row([persona_summary(legacy_labels(x), schema) for x in df.mub_text], golds[s], schema)
+        template = {s: summary_row([persona_summary(legacy_labels(x), schema) for x in df.mub_text], golds[s], schema,
+                                   extractor)
                     for s, df in bench.items()}
         gens = pd.concat(gens, ignore_index=True)
         gens.to_parquet(out / "generations.parquet", index=False)
         counts = {s: len(d) for s, d in data.items()} | {"summaries_rejected": rows["summaries_rejected"]}
-        result = dict(results=results, template=template, runs=runs, examples=counts,
+        result = dict(results=results, template=template, runs=runs, examples=counts, tag_stages=tag_stages,
                       differences=differences(gens, PAIRS, prof.seed),
                       models={k: str(v) for k, v in models.items()},
                       seconds=round(time.perf_counter() - t0, 1))

@@ -176,10 +176,11 @@ def extraction_counts(summaries: list[str], golds: list[dict], extractor: Extrac
     return correct, found
 
 def summary_scores(summaries: list[str], golds: list[dict], references: list[str], extractor: Extractor,
-                   schema: TagSchema) -> dict:
-    "Acc_Ex, COV_Ex, BLEU-2, BLEU-4 and Score_sim over a set of summaries (None or '' counts as empty)."
+                   schema: TagSchema, counts: tuple | None = None) -> dict:
+    """Acc_Ex, COV_Ex, BLEU-2, BLEU-4 and Score_sim over a set of summaries (None or '' counts as empty). `counts`:
+    `extraction_counts` of these summaries where the caller has them already (they are not extracted again)."""
     from sacrebleu.metrics import BLEU
-    correct, found = (int(x.sum()) for x in extraction_counts(summaries, golds, extractor, schema))
+    correct, found = (int(np.sum(x)) for x in counts or extraction_counts(summaries, golds, extractor, schema))
     texts = [s or "" for s in summaries]
     sims = (embed(texts) * embed(references)).sum(axis=1) if texts else np.zeros(0)
     return {"Acc_Ex": correct / found if found else 0.0,
