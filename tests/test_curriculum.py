@@ -13,6 +13,7 @@ from usergpt.curriculum import (answer_spans, persona_summary, stage_datasets, s
 from usergpt.knowledge import load_knowledge_base
 from usergpt.metrics import LexiconExtractor
 from usergpt.model import mub_lines, train_tokenizer
+from usergpt.train import target_text
 
 KB = load_knowledge_base()
 SCHEMA = KB.schema
@@ -52,6 +53,15 @@ def test_masked_target_trains_only_the_named_tags(tokenizer):
     assert labels[-1] == ids[-1] == tokenizer.eos_token_id  # it learns to stop
     unmasked = tokenize_masked(prompt, completion, [], tokenizer)
     assert unmasked["input_ids"] == ids and sum(l != -100 for l in unmasked["labels"]) > sum(l != -100 for l in labels)
+
+
+def test_unmasked_target_is_the_sft_v0_completion():
+    "Every tag trained, no notes: SFT v0's own completion, its evidence cited in the labels' order, not the caller's."
+    lines = mub_lines(DOC)
+    assert tags_target(lines, GOLD, list(GOLD)[::-1], 3) == (target_text(lines, GOLD, 3), [])
+    # a subset cites its evidence in the labels' order too: parenting (5th label) before pet (7th)
+    think = tags_target(lines, GOLD, ["pet", "parenting"])[0].split("</think>")[0]
+    assert think.index("parenting:") < think.index("pet:")
 
 
 def test_answer_spans_match_the_sft_answer():

@@ -47,10 +47,11 @@ def tags_target(lines: list[str], labels: dict, train_tags: list[str], max_items
                 notes: dict | None = None) -> tuple[str, list[tuple[int, int]]]:
     """The completion for the tags task and the character spans its loss skips: the values of tags outside
     `train_tags`. The reasoning is `notes` (tag -> re-synthesised rationale) first, then the evidence for the other
-    trained tags."""
-    notes = notes or {}
+    trained tags in the labels' order, as `usergpt.train.target_text` cites it: with every tag trained and no notes,
+    the completion is SFT v0's own."""
+    notes, train_tags = notes or {}, set(train_tags)
     said = [n for n in notes.values() if n][:max_items]
-    rest = {t: labels[t] for t in train_tags if not notes.get(t)}
+    rest = {t: v for t, v in labels.items() if t in train_tags and not notes.get(t)}
     think = "; ".join(said + ([rationale(lines, rest, max_items - len(said))] if rest and len(said) < max_items
                               else []))
     answer, spans = answer_spans(labels)
