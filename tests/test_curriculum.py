@@ -59,9 +59,9 @@ def test_unmasked_target_is_the_sft_v0_completion():
     "Every tag trained, no notes: SFT v0's own completion, its evidence cited in the labels' order, not the caller's."
     lines = mub_lines(DOC)
     assert tags_target(lines, GOLD, list(GOLD)[::-1], 3) == (target_text(lines, GOLD, 3), [])
-    # a subset cites its evidence in the labels' order too: parenting (5th label) before pet (7th)
-    think = tags_target(lines, GOLD, ["pet", "parenting"])[0].split("</think>")[0]
-    assert think.index("parenting:") < think.index("pet:")
+    # a subset of tags trained: the same completion, only the other tags' values masked
+    completion, masked = tags_target(lines, GOLD, ["pet", "parenting"], 3)
+    assert completion == target_text(lines, GOLD, 3) and len(masked) == len(GOLD) - 2
 
 
 def test_answer_spans_match_the_sft_answer():
@@ -82,6 +82,9 @@ def test_template_summary_round_trips_through_the_extractor():
     assert not summary_agrees(summary, {**GOLD, "pet": "dog"}, extractor, SCHEMA)
 
 
+NOTE = "pet: buys cat litter every month"
+
+
 def test_stage_rows_follow_the_questions(tokenizer):
     "Stage 1 trains the Stage-1 tags, Stage 2 the kept disputed ones with their rationale, Stage 3 the summary."
     prof = load_profile("smoke")
@@ -92,13 +95,15 @@ def test_stage_rows_follow_the_questions(tokenizer):
         for t in SCHEMA.ids:
             stage = 2 if t == "pet" else (1 if u == "u1" else 0)
             kept = stage == 1 or (stage == 2 and u == "u1")
-            rows.append((u, t, json.dumps(GOLD[t]), 4, stage, "x", "pet: Cat Litter [2025]" if t == "pet" else "",
-                         kept))
+            rows.append((u, t, json.dumps(GOLD[t]), 4, stage, "x", NOTE if t == "pet" else "", kept))
     q = pd.DataFrame(rows, columns=["user_id", "tag", "label", "agree", "stage", "reason", "rationale", "kept"])
-    out = stage_rows(pool, q, tokenizer, SCHEMA, prof)
+    out = stage_rows(pool, q, tokenizer, SCHEMA, prof, LexiconExtractor(SCHEMA, list(KB.priors["interests"])))
     assert out["stage1"]["user_id"] == ["u1"] and out["stage2"]["user_id"] == ["u1"]  # u2: nothing kept
     assert out["stage3"]["user_id"] == ["u1"] and out["summaries_rejected"] == 0
-    assert out["stage2"]["completion"][0].startswith("<think>pet: Cat Litter [2025]; ")  # its rationale first
+    v0 = target_text(mub_lines(DOC), GOLD, prof.train.rationale_items)  # SFT v0's completion (every line shown)
+    assert out["stage1"]["completion"][0] == v0
+    assert "pet: Cat Litter [2025]" in v0 and NOTE not in v0  # the disputed tag's rationale stands in its evidence
+    assert out["stage2"]["completion"][0] == v0.replace("pet: Cat Litter [2025]", NOTE)
     summary = json.loads(out["stage3"]["completion"][0].split("<answer>")[1].split("</answer>")[0])["summary"]
     assert summary == persona_summary(GOLD, SCHEMA)
     s2 = out["stage2"]["labels"][0]  # Stage 2 trains the disputed tag and the confirmed ones: nothing masked here

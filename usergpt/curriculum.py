@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from .baselines import legacy_labels, training_users
 from .config import derive_seed, invalidated, seed_everything, verify_stage, write_manifest
 from .knowledge import TagSchema, load_knowledge_base
-from .metrics import (LexiconExtractor, RuleJudge, correctness, extraction_counts, mean_difference,
+from .metrics import (Extractor, LexiconExtractor, RuleJudge, correctness, extraction_counts, mean_difference,
                              paired_interval, parse_output, ratio_difference, summary_scores, tag_correct,
                              tag_scores)
 from .model import LoraSettings, build_prompt, load_model, load_tokenizer, make_backend, mub_lines
@@ -46,14 +46,11 @@ def answer_spans(labels: dict) -> tuple[str, dict[str, tuple[int, int]]]:
 def tags_target(lines: list[str], labels: dict, train_tags: list[str], max_items: int = 6,
                 notes: dict | None = None) -> tuple[str, list[tuple[int, int]]]:
     """The completion for the tags task and the character spans its loss skips: the values of tags outside
-    `train_tags`. The reasoning is `notes` (tag -> re-synthesised rationale) first, then the evidence for the other
-    trained tags in the labels' order, as `usergpt.train.target_text` cites it: with every tag trained and no notes,
-    the completion is SFT v0's own."""
-    notes, train_tags = notes or {}, set(train_tags)
-    said = [n for n in notes.values() if n][:max_items]
-    rest = {t: v for t, v in labels.items() if t in train_tags and not notes.get(t)}
-    think = "; ".join(said + ([rationale(lines, rest, max_items - len(said))] if rest and len(said) < max_items
-                              else []))
+    `train_tags`. The completion is SFT v0's own (`usergpt.train.target_text`: every tag's evidence, in the labels'
+    order) with `notes` (tag -> re-synthesised rationale) in place of their tags' evidence, so the stages differ from
+    SFT v0 in what the loss sees, not in what the model is shown."""
+    train_tags = set(train_tags)
+    think = rationale(lines, labels, max_items, {t: n for t, n in (notes or {}).items() if n})
     answer, spans = answer_spans(labels)
     head = f"<think>{think}</think><answer>"
     return head + answer + "</answer>", [(len(head) + a, len(head) + b) for t, (a, b) in spans.items()
@@ -103,9 +100,11 @@ def summary_target(lines: list[str], labels: dict, schema: TagSchema, max_items:
             f"<answer>{json.dumps({'summary': persona_summary(said, schema)}, ensure_ascii=False)}</answer>")
 
 # %% ../nbs/08b_curriculum.ipynb #c0000017
-def stage_rows(pool: pd.DataFrame, questions: pd.DataFrame, tokenizer, schema: TagSchema, prof) -> dict:
-    "Per stage, its examples (prompt, completion, input_ids, labels), and how many summaries failed the check."
-    t, extractor = prof.train, LexiconExtractor(schema, list(load_knowledge_base().priors["interests"]))
+def stage_rows(pool: pd.DataFrame, questions: pd.DataFrame, tokenizer, schema: TagSchema, prof,
+               extractor: Extractor) -> dict:
+    """Per stage, its examples (prompt, completion, input_ids, labels), and how many summaries failed the check (the
+    `extractor` reads them)."""
+    t = prof.train
     by_user = {u: g for u, g in questions.groupby("user_id", sort=False)}
     rows = {s: dict(prompt=[], completion=[], input_ids=[], labels=[], user_id=[]) for s in ("stage1", "stage2",
                                                                                             "stage3")}
@@ -180,13 +179,12 @@ def summary_row(summaries: list[str], golds: list[dict], schema: TagSchema, extr
             "score_sim": s["Score_sim"], "judge": float(judge.mean()),
             **{f"judge_{k}": float(v) for k, v in judge.items()}}
 
-def score_model(model_dir: Path, bench: dict, schema: TagSchema, prof, name: str,
+def score_model(model_dir: Path, bench: dict, schema: TagSchema, prof, name: str, extractor: Extractor,
                 scope: str = "curriculum") -> tuple[dict, list]:
     """Tags (Pass@1, Avg@k, Pass@k and each tag's Avg@k per split) and summary scores of one model, and its generations
     (seeds per `scope`) with each user's scores: Avg@k (`avg`), and the summary's tags that are right (`right`) and
-    extracted (`found`)."""
+    extracted (`found`) by `extractor`."""
     from usergpt.evaluate import sample_model  # evaluate reads this stage's results: imported when called
-    extractor = LexiconExtractor(schema, list(load_knowledge_base().priors["interests"]))
     out, gens = {}, []
     for split, df in bench.items():
         golds = [json.loads(g) for g in df.gold]
@@ -262,7 +260,7 @@ def curriculum_stage(prof) -> dict:
     pool = users[users.user_id.isin(set(questions.user_id))].reset_index(drop=True)
     start = prof.run_dir / cfg.start
     tokenizer = load_tokenizer(start)
-    rows = stage_rows(pool, questions, tokenizer, schema, prof)
+    rows = stage_rows(pool, questions, tokenizer, schema, prof, extractor)
     # per tag, the share of the curriculum's users whose question is in Stage 1 and in Stage 2 (the rest are dropped)
     kept = questions[questions.kept]
     tag_stages = {f"stage{k}": (kept[kept.stage == k].groupby("tag").size() / len(pool)).reindex(
@@ -288,7 +286,7 @@ def curriculum_stage(prof) -> dict:
         bench = load_bench_stage(prof.stage_dir("bench"), cfg.eval_users)
         results, gens = {}, []
         for name, path in models.items():
-            results[name], g = score_model(path, bench, schema, prof, name)
+            results[name], g = score_model(path, bench, schema, prof, name, extractor)
             gens += g
         golds = {s: [json.loads(x) for x in df.gold] for s, df in bench.items()}
         template = {s: summary_row([persona_summary(legacy_labels(x), schema) for x in df.mub_text], golds[s], schema,

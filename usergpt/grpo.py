@@ -210,7 +210,8 @@ PAIRS = [("grpo", "sft"), ("df_grpo", "sft"), ("group_only", "grpo"), ("sample_o
 def grpo_stage(prof) -> dict:
     "The four RL runs of the ablation under `runs/<profile>/grpo/`, and every row scored."
     from usergpt.bench import load_bench_stage
-    cfg, schema, out_dir = prof.grpo, load_knowledge_base().schema, prof.stage_dir("grpo")
+    cfg, kb, out_dir = prof.grpo, load_knowledge_base(), prof.stage_dir("grpo")
+    schema, extractor = kb.schema, LexiconExtractor(kb.schema, list(kb.priors["interests"]))
     seed_everything(prof.seed)
     load_curriculum(prof.stage_dir("curriculum"))  # refuses an incomplete curriculum stage
     start = prof.run_dir / cfg.start
@@ -225,7 +226,7 @@ def grpo_stage(prof) -> dict:
         bench = load_bench_stage(prof.stage_dir("bench"), cfg.eval_users)
         results, gens = {}, []
         for name, path in models.items():
-            results[name], g = score_model(path, bench, schema, prof, name, "grpo")
+            results[name], g = score_model(path, bench, schema, prof, name, extractor, "grpo")
             gens += g
         gens = pd.concat(gens, ignore_index=True)
         gens.to_parquet(out / "generations.parquet", index=False)

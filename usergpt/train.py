@@ -63,17 +63,18 @@ def _knows(tag: str) -> bool:
     "Whether the knowledge base holds evidence for `tag` (the packaged schema's tags)."
     return tag == "home_city" or bool(load_knowledge_base().evidence.get(tag))
 
-def rationale(mub_lines: list[str], labels: dict, max_items: int = 6) -> str:
-    """Evidence for `labels` from MUB lines (oldest first): `tag: entity [time]` for the newest supporting line, at
-    most `max_items` tags; for a schema without knowledge-base evidence, `distribution_rationale`."""
-    parsed, items = parse_mub("\n".join(mub_lines)), []
-    if not any(map(_knows, labels)): return distribution_rationale(parsed) or "no behaviour shown"
+def rationale(mub_lines: list[str], labels: dict, max_items: int = 6, notes: dict | None = None) -> str:
+    """Evidence for `labels` from MUB lines (oldest first), in the labels' order: `tag: entity [time]` for the newest
+    supporting line, or `notes[tag]` where given (a re-synthesised rationale), at most `max_items` tags; for a schema
+    without knowledge-base evidence, `distribution_rationale` after any notes."""
+    parsed, notes, items, known = parse_mub("\n".join(mub_lines)), notes or {}, [], any(map(_knows, labels))
     for tag, value in labels.items():
         if len(items) >= max_items: break
-        hit = next(filter(None,
-                          (_newest_support(parsed, tag, v) for v in (value if isinstance(value, list) else [value]))),
-                          None)
+        hit = notes.get(tag) or (next(filter(None, (_newest_support(parsed, tag, v) for v in
+                                                    (value if isinstance(value, list) else [value]))), None)
+                                 if known else None)
         if hit: items.append(hit)
+    if not known: return "; ".join(items + [distribution_rationale(parsed) or "no behaviour shown"])
     return "; ".join(items) if items else "little direct evidence; population defaults"
 
 def target_text(mub_lines: list[str], labels: dict, max_items: int = 6) -> str:
