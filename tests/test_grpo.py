@@ -109,6 +109,8 @@ def test_run_key_covers_what_trains_not_what_scores():
     base = dict(sample=True, group=True, start="curriculum/stage3", data="fp", start_key="k")
     key = grpo_key(GrpoConfig(), **base)
     assert grpo_key(GrpoConfig(eval_users=80), **base) == key  # scoring more users keeps the trained runs
+    assert grpo_key(GrpoConfig(seeds=3), **base) == key  # more runs per row keep the first
+    assert grpo_key(GrpoConfig(), **base, seed=5) not in (key, grpo_key(GrpoConfig(), **base, seed=6))  # each run's own
     assert grpo_key(GrpoConfig(steps=31), **base) != key
     assert grpo_key(GrpoConfig(), **(base | dict(group=False))) != key
     assert grpo_key(GrpoConfig(), **(base | dict(start_key="other"))) != key  # the start was retrained

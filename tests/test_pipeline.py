@@ -44,10 +44,14 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     assert {"dnn", "dnn_curriculum", "dnn_ds", "dnn_pool"} <= set(metrics["teachers"]["dnn"])
     assert all(f"| {s} |" in (report / "tables" / "tags.md").read_text() for s in ("dnn_curriculum", "dnn_ds"))
     # every row of the ablation ran and was scored, at equal compute (beside them: the differences between rows)
-    grpo = {k: v for k, v in metrics["grpo"].items() if k != "grpo_differences"}
+    grpo = {k: v for k, v in metrics["grpo"].items() if k not in ("grpo_differences", "grpo_seed_differences")}
     assert set(grpo) == {"sft", "grpo", "group_only", "sample_only", "df_grpo"}
     assert all(set(r) >= {"avg10", "pass10", "acc_ex", "cov_ex", "kept_samples", "kept_groups"} for r in grpo.values())
     assert grpo["grpo"]["kept_samples"] == grpo["grpo"]["kept_groups"] == 1  # no filter: every rollout kept
+    # grpo.seeds = 2: every RL row is the mean of two runs, each scored; the start has one model
+    assert [len(grpo[r]["acc_ex_runs"]) for r in ("sft", "grpo", "df_grpo")] == [1, 2, 2]
+    assert grpo["grpo"]["avg10"] == pytest.approx(sum(grpo["grpo"]["avg10_runs"]) / 2, abs=1e-9)
+    assert all(len(v["in_domain"]["acc_ex"]) == 2 for v in metrics["grpo"]["grpo_seed_differences"].values())
     teachers = metrics["teachers"]  # 10 expert-seed users, 30 curriculum users: every question has one fate
     assert set(teachers["panel"]) == {"legacy", "rules_yearly", "rules_recent", "seed_logreg", "seed_dnn",
                                       "knowledge_prior", "model:train/sft_legacy"}
@@ -104,7 +108,7 @@ def test_reproduce_smoke_end_to_end(tmp_path):
     # every model directory loads as a checkpoint with its sidecar
     for name in ("train/base", "train/pretrain", "train/sft_legacy", "train/sft_gold", "curriculum/stage1",
                  "curriculum/stage2", "curriculum/stage3", "curriculum/mix", "grpo/grpo", "grpo/group_only",
-                 "grpo/sample_only", "grpo/df_grpo"):
+                 "grpo/sample_only", "grpo/df_grpo", "grpo/df_grpo_s1"):
         model_dir = runs_dir / name
         assert (model_dir / "model.safetensors").is_file() and (model_dir / "usergpt.json").is_file()
     import pandas as pd

@@ -348,10 +348,12 @@ class GrpoConfig:
     summary_share: float = 0.5        # share of the prompts that ask for the summary (the rest: the tags)
     max_completion_tokens: int = 192  # rollout length limit (a longer rollout is truncated)
     eval_users: int = 40              # users per bench split every row answers (nested stratified subset; 0 = all)
+    seeds: int = 1                    # RL runs per row, each with its own seed (the first: the profile's); rows report
+                                      # their mean over the runs, the tables each run's figures
 
     def __post_init__(self):
         check_types(self)
-        at_least(self, 1, "steps", "prompts_per_step", "users", "max_completion_tokens")
+        at_least(self, 1, "steps", "prompts_per_step", "users", "max_completion_tokens", "seeds")
         at_least(self, 2, "group_size")
         at_least(self, 0, "beta", "eval_users")
         a_rate(self, "eps_low", "eps_high", "summary_share")

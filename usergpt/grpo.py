@@ -29,7 +29,8 @@ from .train import SIDECAR, _callbacks, save_model, wandb_report_to
 
 # %% auto #0
 __all__ = ['ROWS', 'PAIRS', 'reward_functions', 'sample_filter', 'group_means', 'group_filter', 'dual_filter_masks',
-           'dual_filter_trainer', 'rl_prompts', 'grpo_key', 'grpo_run', 'grpo_stage', 'load_grpo']
+           'dual_filter_trainer', 'rl_prompts', 'grpo_key', 'grpo_run', 'run_seeds', 'run_name', 'pooled', 'seed_mean',
+           'seed_differences', 'grpo_stage', 'load_grpo']
 
 # %% ../nbs/08c_grpo.ipynb #g0000008
 def reward_functions(schema: TagSchema, tokenizer=None) -> list:
@@ -143,7 +144,7 @@ def rl_prompts(prof, tokenizer, schema: TagSchema):
     return Dataset.from_dict(dict(prompt=prompts, task=tasks, labels=[json.dumps(l) for l in labels],
                                   user_id=list(pick.user_id)))
 
-def _grpo_args(prof, out: Path, sample: bool):
+def _grpo_args(prof, out: Path, sample: bool, seed: int):
     "TRL's GRPOConfig for one run (bf16 and gradient checkpointing off on CPU, as TRL defaults both on)."
     from trl import GRPOConfig
     cfg, ev, gpu = prof.grpo, prof.evaluate, torch.cuda.is_available()
@@ -153,31 +154,35 @@ def _grpo_args(prof, out: Path, sample: bool):
                       max_completion_length=cfg.max_completion_tokens, temperature=ev.temperature, top_p=ev.top_p,
                       loss_type="dapo", mask_truncated_completions=sample, lr_scheduler_type="constant",
                       bf16=gpu, use_cpu=not gpu, gradient_checkpointing=False, logging_steps=1,
-                      save_steps=max(cfg.steps // 2, 1), save_total_limit=1, seed=prof.seed, data_seed=prof.seed,
+                      save_steps=max(cfg.steps // 2, 1), save_total_limit=1, seed=seed, data_seed=seed,
                       report_to=wandb_report_to(prof.train.wandb, out.parent / "wandb"), run_name=out.name,
                       disable_tqdm=True, dataloader_num_workers=0)
 
-def grpo_key(cfg, sample: bool, group: bool, start: Path, data: str, start_key: str | None) -> str:
-    """What an RL run learns from: its settings (not how many users score it), filters, start (path and run key), data
-    (fingerprint), and the rewards' definition (their source, and the parser and judge they score with)."""
+def grpo_key(cfg, sample: bool, group: bool, start: Path, data: str, start_key: str | None,
+             seed: int | None = None) -> str:
+    """What an RL run learns from: its settings (not how many users score it, nor how many runs a row has), filters,
+    start (path and run key), data (fingerprint), the rewards' definition (their source, and the parser and judge they
+    score with), and its seed where it is not the profile's (`seed`: a row's further runs)."""
     sources = map(inspect.getsource, (reward_functions, inspect.getmodule(parse_output)))
     rewards = hashlib.sha256("".join(sources).encode()).hexdigest()[:16]
-    trains = {k: v for k, v in cfg.__dict__.items() if k != "eval_users"}
+    trains = {k: v for k, v in cfg.__dict__.items() if k not in ("eval_users", "seeds")}
     return json.dumps(dict(cfg=trains, sample=sample, group=group, start=str(start), data=data, rewards=rewards,
-                           start_key=start_key), sort_keys=True)
+                           start_key=start_key) | ({"seed": seed} if seed is not None else {}), sort_keys=True)
 
-def grpo_run(start: Path, tokenizer, dataset, out: Path, prof, sample: bool, group: bool) -> dict:
-    """One RL run from `start` into `out` (resumes from its checkpoints; kept when it finished with the same
-    `grpo_key`); returns its rewards, kept fractions and timing."""
+def grpo_run(start: Path, tokenizer, dataset, out: Path, prof, sample: bool, group: bool,
+             seed: int | None = None) -> dict:
+    """One RL run from `start` into `out` with `seed` (None: the profile's), resuming from its checkpoints and kept
+    when it finished with the same `grpo_key`; returns its rewards, kept fractions and timing."""
     from transformers.trainer_utils import get_last_checkpoint
     cfg = prof.grpo
     key = grpo_key(cfg, sample, group, start, dataset._fingerprint,
-                   json.loads((Path(start) / SIDECAR).read_text()).get("run_key"))
+                   json.loads((Path(start) / SIDECAR).read_text()).get("run_key"), seed)
     done = json.loads((out / SIDECAR).read_text()) if (out / SIDECAR).is_file() else {}
     if done.get("run_key") == key: return done["metrics"]
     model, _ = load_model(start, device="cuda" if torch.cuda.is_available() else "cpu")
     trainer = dual_filter_trainer()(model=model, reward_funcs=reward_functions(load_knowledge_base().schema, tokenizer),
-                                    args=_grpo_args(prof, out, sample), train_dataset=dataset,
+                                    args=_grpo_args(prof, out, sample, prof.seed if seed is None else seed),
+                                    train_dataset=dataset,
                                     processing_class=tokenizer, sample_filter=sample, group_filter=group,
                                     eps_low=cfg.eps_low, eps_high=cfg.eps_high)
     from transformers.trainer_callback import PrinterCallback
@@ -202,13 +207,53 @@ def grpo_run(start: Path, tokenizer, dataset, out: Path, prof, sample: bool, gro
     save_model(trainer.model, tokenizer, out, step=trainer.state.global_step, run_key=key, metrics=metrics)
     return metrics
 
+# %% ../nbs/08c_grpo.ipynb #871ff227
+def run_seeds(seed: int, n: int) -> list[int]:
+    "The seeds of a row's `n` RL runs: the profile's `seed` first, then seeds derived from it."
+    return [seed] + [derive_seed(seed, "grpo", "run", i) % 2**31 for i in range(1, n)]
+
+def run_name(row: str, i: int) -> str:
+    "The directory of a row's run `i` under the stage: the row's own name for the first, `<row>_s<i>` for the others."
+    return row if i == 0 else f"{row}_s{i}"
+
+def pooled(gens: pd.DataFrame) -> pd.DataFrame:
+    """`score_model`'s generations (with a `seed` column) pooled over each row's runs, one line per (system, split,
+    user): Avg@k averaged, the summaries' right and extracted tags summed (what `differences` compares)."""
+    return (gens.groupby(["system", "split", "user_id"], sort=False)
+            .agg(avg=("avg", "mean"), right=("right", "sum"), found=("found", "sum")).reset_index())
+
+def seed_mean(rows: list[dict], gens: pd.DataFrame) -> dict:
+    """One row's scores over its runs (`rows`: `score_model`'s, one per run; `gens`: its generations): each figure's
+    mean per split, Acc_Ex pooled over the runs."""
+    mean = lambda xs: {k: mean([x[k] for x in xs]) for k in xs[0]} if isinstance(xs[0], dict) else float(np.mean(xs))
+    out = mean(rows)
+    for split, g in gens.groupby("split"):
+        out[split]["acc_ex"] = float(g.right.sum() / g.found.sum()) if g.found.sum() else 0.0
+    return out
+
+def seed_differences(gens: pd.DataFrame, pairs: list[tuple[str, str]]) -> dict:
+    """Each (a, b) pair's a − b run by run, per split, in Avg@k (`avg`) and Acc_Ex (`acc_ex`): one value per run of the
+    row with more runs; a row with one model (the start) is compared with each run of the other."""
+    acc = lambda x: float(x.right.sum() / x.found.sum()) if x.found.sum() else 0.0
+    out = {}
+    for a, b in pairs:
+        for split, g in gens.groupby("split", sort=False):
+            runs = {s: dict(list(g[g.system == s].groupby("seed"))) for s in (a, b)}
+            n = max(len(r) for r in runs.values())
+            pick = lambda s, i: runs[s][min(i, max(runs[s]))]
+            out.setdefault(f"{a}-{b}", {})[split] = {
+                "avg": [float(pick(a, i).avg.mean() - pick(b, i).avg.mean()) for i in range(n)],
+                "acc_ex": [acc(pick(a, i)) - acc(pick(b, i)) for i in range(n)]}
+    return out
+
 # %% ../nbs/08c_grpo.ipynb #g0000018
 ROWS = {"grpo": (False, False), "group_only": (False, True), "sample_only": (True, False), "df_grpo": (True, True)}
 # the differences given intervals: each RL row against the start, each filter against plain GRPO
 PAIRS = [("grpo", "sft"), ("df_grpo", "sft"), ("group_only", "grpo"), ("sample_only", "grpo"), ("df_grpo", "grpo")]
 
 def grpo_stage(prof) -> dict:
-    "The four RL runs of the ablation under `runs/<profile>/grpo/`, and every row scored."
+    """The ablation's RL runs under `runs/<profile>/grpo/` (`grpo.seeds` per row), every run scored, and each row's
+    mean over its runs."""
     from usergpt.bench import load_bench_stage
     cfg, kb, out_dir = prof.grpo, load_knowledge_base(), prof.stage_dir("grpo")
     schema, extractor = kb.schema, LexiconExtractor(kb.schema, list(kb.priors["interests"]))
@@ -217,21 +262,28 @@ def grpo_stage(prof) -> dict:
     start = prof.run_dir / cfg.start
     tokenizer = load_tokenizer(start)
     dataset = rl_prompts(prof, tokenizer, schema)
-    runs, models, t0 = {}, {"sft": start}, time.perf_counter()
+    seeds, runs, models, t0 = run_seeds(prof.seed, cfg.seeds), {}, {("sft", 0): start}, time.perf_counter()
     with invalidated(out_dir) as out:  # in place: an interrupted run resumes from its checkpoints
         for name, (sample, group) in ROWS.items():
-            seed_everything(prof.seed)
-            runs[name] = grpo_run(start, tokenizer, dataset, out / name, prof, sample, group)
-            models[name] = out / name
+            for i, seed in enumerate(seeds):
+                seed_everything(seed)
+                run = run_name(name, i)
+                runs[run] = grpo_run(start, tokenizer, dataset, out / run, prof, sample, group,
+                                     seed if i else None) | dict(row=name, seed=seed)
+                models[name, i] = out / run
         bench = load_bench_stage(prof.stage_dir("bench"), cfg.eval_users)
-        results, gens = {}, []
-        for name, path in models.items():
-            results[name], g = score_model(path, bench, schema, prof, name, extractor, "grpo")
-            gens += g
+        per_run, gens = {}, []
+        for (name, i), path in models.items():  # every run of a row samples with the row's seeds
+            r, g = score_model(path, bench, schema, prof, name, extractor, "grpo")
+            per_run.setdefault(name, []).append(r)
+            gens += [x.assign(seed=i) for x in g]
         gens = pd.concat(gens, ignore_index=True)
         gens.to_parquet(out / "generations.parquet", index=False)
-        result = dict(results=results, runs=runs, models={k: str(v) for k, v in models.items()},
-                      differences=differences(gens, PAIRS, prof.seed),
+        results = {name: seed_mean(rs, gens[gens.system == name]) for name, rs in per_run.items()}
+        result = dict(results=results, per_run=per_run, runs=runs, seeds=seeds,
+                      models={name: str(models[name, 0]) for name in per_run},
+                      differences=differences(pooled(gens), PAIRS, prof.seed),
+                      seed_differences=seed_differences(gens, PAIRS),
                       prompts=len(dataset),
                       tasks={k: int(v) for k, v in pd.Series(dataset["task"]).value_counts().items()},
                       seconds=round(time.perf_counter() - t0, 1))
