@@ -50,7 +50,7 @@ def tags_target(lines: list[str], labels: dict, train_tags: list[str], max_items
     order) with `notes` (tag -> re-synthesised rationale) in place of their tags' evidence, so the stages differ from
     SFT v0 in what the loss sees, not in what the model is shown."""
     train_tags = set(train_tags)
-    think = rationale(lines, labels, max_items, {t: n for t, n in (notes or {}).items() if n})
+    think = rationale(lines, labels, max_items, notes)  # an empty note leaves its tag's evidence
     answer, spans = answer_spans(labels)
     head = f"<think>{think}</think><answer>"
     return head + answer + "</answer>", [(len(head) + a, len(head) + b) for t, (a, b) in spans.items()

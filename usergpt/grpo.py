@@ -22,7 +22,7 @@ from .baselines import training_users
 from .config import derive_seed, invalidated, seed_everything, verify_stage, write_manifest
 from .curriculum import differences, load_curriculum, score_model, stated
 from .knowledge import TagSchema, load_knowledge_base
-from .metrics import LexiconExtractor, RuleJudge, parse_output, tag_correct
+from .metrics import LexiconExtractor, RuleJudge, mean_difference, parse_output, ratio_difference, tag_correct
 from .model import build_prompt, load_model, load_tokenizer
 from .teachers import curriculum_labels, load_teachers
 from .train import SIDECAR, _callbacks, save_model, wandb_report_to
@@ -234,16 +234,16 @@ def seed_mean(rows: list[dict], gens: pd.DataFrame) -> dict:
 def seed_differences(gens: pd.DataFrame, pairs: list[tuple[str, str]]) -> dict:
     """Each (a, b) pair's a − b run by run, per split, in Avg@k (`avg`) and Acc_Ex (`acc_ex`): one value per run of the
     row with more runs; a row with one model (the start) is compared with each run of the other."""
-    acc = lambda x: float(x.right.sum() / x.found.sum()) if x.found.sum() else 0.0
     out = {}
     for a, b in pairs:
         for split, g in gens.groupby("split", sort=False):
             runs = {s: dict(list(g[g.system == s].groupby("seed"))) for s in (a, b)}
-            n = max(len(r) for r in runs.values())
             pick = lambda s, i: runs[s][min(i, max(runs[s]))]
+            xy = [(pick(a, i), pick(b, i)) for i in range(max(map(len, runs.values())))]
             out.setdefault(f"{a}-{b}", {})[split] = {
-                "avg": [float(pick(a, i).avg.mean() - pick(b, i).avg.mean()) for i in range(n)],
-                "acc_ex": [acc(pick(a, i)) - acc(pick(b, i)) for i in range(n)]}
+                "avg": [float(mean_difference(x.avg.to_numpy(), y.avg.to_numpy())) for x, y in xy],
+                "acc_ex": [float(ratio_difference(*(z[c].to_numpy() for z in (x, y) for c in ("right", "found"))))
+                           for x, y in xy]}
     return out
 
 # %% ../nbs/08c_grpo.ipynb #g0000018
