@@ -52,6 +52,22 @@ def test_rewards_have_trls_signature():
     assert summ(prompts=["p"], completions=["junk"], task=["summary"], labels=[labels])[0] < score
 
 
+def test_summary_reward_counts_what_the_labels_support():
+    "A wrong claim lowers the summary reward, a claim about an unconfirmed tag (label None) leaves it as it is."
+    _, _, summ = reward_functions(SCHEMA)
+    _, _, plain = reward_functions(SCHEMA, summary="judge")
+    labels = json.dumps({t: None for t in SCHEMA.ids} | {"gender": "male", "pet": "dog"})
+    say = lambda text: f'<think>x</think><answer>{{"summary": "{text}"}}</answer>'
+    right = say("Life stage: a man. Household context: a dog.")
+    wrong = say("Life stage: a man. Household context: a cat.")
+    unknown = say("Life stage: a man. Household context: a dog. Lifestyle: hiking.")
+    one = say("Life stage: a man. Household context: a pet.")
+    r = lambda f, x: f(prompts=["p"], completions=[x], task=["summary"], labels=[labels])[0]
+    assert r(summ, right) > r(summ, one) > r(summ, wrong)  # a right claim is worth saying, a wrong one costs
+    assert r(plain, wrong) == pytest.approx(r(plain, one))  # the judge: its completeness pays for it
+    assert r(summ, unknown) == pytest.approx(r(summ, right), abs=0.03)  # interests unknown: only its words count
+
+
 def test_rewards_read_the_special_tokens_trl_drops():
     "TRL's completion text skips special tokens; the rewards decode `completion_ids` with the project's tokenizer."
     from usergpt.model import train_tokenizer

@@ -346,6 +346,9 @@ class GrpoConfig:
     eps_high: float = 0.95            # ... and above this (solved already)
     users: int = 64                   # RL prompts, one per curriculum user (seeded order)
     summary_share: float = 0.5        # share of the prompts that ask for the summary (the rest: the tags)
+    summary_reward: Literal["supported", "judge"] = "supported"  # the summary reward: the judge's mean score with
+                                      # completeness over the tags the labels support (supported), or the judge's
+                                      # mean as it scores summaries (judge: a tag the labels contradict adds to it)
     max_completion_tokens: int = 192  # rollout length limit (a longer rollout is truncated)
     eval_users: int = 40              # users per bench split every row answers (nested stratified subset; 0 = all)
     seeds: int = 1                    # RL runs per row, each with its own seed (the first: the profile's); rows report

@@ -28,15 +28,22 @@ from .teachers import curriculum_labels, load_teachers
 from .train import SIDECAR, _callbacks, save_model, wandb_report_to
 
 # %% auto #0
-__all__ = ['ROWS', 'PAIRS', 'reward_functions', 'sample_filter', 'group_means', 'group_filter', 'dual_filter_masks',
-           'dual_filter_trainer', 'rl_prompts', 'grpo_key', 'grpo_run', 'run_seeds', 'run_name', 'pooled', 'seed_mean',
-           'seed_differences', 'grpo_stage', 'load_grpo']
+__all__ = ['ROWS', 'PAIRS', 'summary_quality', 'reward_functions', 'sample_filter', 'group_means', 'group_filter',
+           'dual_filter_masks', 'dual_filter_trainer', 'rl_prompts', 'grpo_key', 'grpo_run', 'run_seeds', 'run_name',
+           'pooled', 'seed_mean', 'seed_differences', 'grpo_stage', 'load_grpo']
 
 # %% ../nbs/08c_grpo.ipynb #g0000008
-def reward_functions(schema: TagSchema, tokenizer=None) -> list:
-    """The format, atomic-accuracy and summary-quality rewards, with TRL's signature. With `tokenizer`, completions are
-    decoded from `completion_ids` keeping special tokens: TRL's text drops them, and `<think>`/`<answer>` are special
-    tokens of the project's tokenizer."""
+def summary_quality(scores: dict, reward: str = "supported") -> float:
+    """The summary reward from the judge's four scores (0–10): their mean / 10, completeness counting only the tags the
+    labels support (`supported`: completeness × consistency / 10) or as the judge scores it (`judge`)."""
+    s = dict(scores)
+    if reward == "supported": s["completeness"] = s["completeness"] * s["consistency"] / 10
+    return float(np.mean([s[k] for k in ("completeness", "consistency", "conciseness", "aesthetics")])) / 10
+
+def reward_functions(schema: TagSchema, tokenizer=None, summary: str = "supported") -> list:
+    """The format, atomic-accuracy and summary-quality rewards, with TRL's signature (`summary`: `summary_quality`'s
+    reward). With `tokenizer`, completions are decoded from `completion_ids` keeping special tokens: TRL's text drops
+    them, and `<think>`/`<answer>` are special tokens of the project's tokenizer."""
     kb = load_knowledge_base()
     judge = RuleJudge(LexiconExtractor(schema, list(kb.priors["interests"])), schema)
     def texts(completions, completion_ids):
@@ -62,7 +69,7 @@ def reward_functions(schema: TagSchema, tokenizer=None) -> list:
         for c, t, lab in zip(texts(completions, completion_ids), task, labels):
             if t != "summary": out.append(None); continue
             text = (parse_output(c, schema, task="summary").answer or {}).get("summary", "").strip()
-            out.append(float(np.mean(list(judge.score(text, json.loads(lab)).values()))) / 10 if text else 0.0)
+            out.append(summary_quality(judge.score(text, json.loads(lab)), summary) if text else 0.0)
         return out
     return [format_reward, accuracy_reward, summary_reward]
 
@@ -180,7 +187,8 @@ def grpo_run(start: Path, tokenizer, dataset, out: Path, prof, sample: bool, gro
     done = json.loads((out / SIDECAR).read_text()) if (out / SIDECAR).is_file() else {}
     if done.get("run_key") == key: return done["metrics"]
     model, _ = load_model(start, device="cuda" if torch.cuda.is_available() else "cpu")
-    trainer = dual_filter_trainer()(model=model, reward_funcs=reward_functions(load_knowledge_base().schema, tokenizer),
+    trainer = dual_filter_trainer()(model=model, reward_funcs=reward_functions(load_knowledge_base().schema, tokenizer,
+                                                                               cfg.summary_reward),
                                     args=_grpo_args(prof, out, sample, prof.seed if seed is None else seed),
                                     train_dataset=dataset,
                                     processing_class=tokenizer, sample_filter=sample, group_filter=group,

@@ -202,7 +202,8 @@ class RuleJudge:
     def score(self, summary: str, gold: dict) -> dict:
         text = summary or ""
         ex = self.extractor.extract(text)
-        found = [s for s in self.schema.tags if s.id in ex]
+        scored = [s for s in self.schema.tags if gold.get(s.id) is not None]  # an unknown value is not judged
+        found = [s for s in scored if s.id in ex]
         clauses = [c.strip().lower() for c in re.split(r"[,.;:!?]", text) if c.strip()]
         words = sum(len(c.split()) for c in dict.fromkeys(clauses))  # a repeated clause counts once
         sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
@@ -211,7 +212,7 @@ class RuleJudge:
         shape = float(bool(text) and text[0].isupper() and text.rstrip().endswith("."))
         clean = float(bool(text) and not re.search(r"[<{\[]", text))
         conc = 1.0 if 40 <= words <= 160 else (words / 40 if words < 40 else max(0.0, (400 - words) / 240))
-        return {"completeness": 10 * len(found) / len(self.schema.tags),
+        return {"completeness": 10 * len(found) / len(scored) if scored else 0.0,
                 "consistency": 10 * (sum(tag_correct(s, ex[s.id], gold[s.id]) for s in found) / len(found)) if found
                 else 0.0,
                 "conciseness": 10 * conc, "aesthetics": 10 * float(np.mean([lengths_ok, unique, shape, clean]))}
