@@ -88,8 +88,9 @@ NOTE = "pet: buys cat litter every month"
 def test_stage_rows_follow_the_questions(tokenizer):
     "Stage 1 trains the Stage-1 tags, Stage 2 the kept disputed ones with their rationale, Stage 3 the summary."
     prof = load_profile("smoke")
+    stored = lambda labels: json.dumps(labels, sort_keys=True)  # as the pipeline stores labels
     pool = pd.DataFrame({"user_id": ["u1", "u2"], "mub_text": [DOC, DOC],
-                         "labels": [json.dumps(GOLD), json.dumps({**GOLD, "pet": "dog"})]})
+                         "labels": [stored(GOLD), stored({**GOLD, "pet": "dog"})]})
     rows = []
     for u in ("u1", "u2"):
         for t in SCHEMA.ids:
@@ -100,7 +101,8 @@ def test_stage_rows_follow_the_questions(tokenizer):
     out = stage_rows(pool, q, tokenizer, SCHEMA, prof, LexiconExtractor(SCHEMA, list(KB.priors["interests"])))
     assert out["stage1"]["user_id"] == ["u1"] and out["stage2"]["user_id"] == ["u1"]  # u2: nothing kept
     assert out["stage3"]["user_id"] == ["u1"] and out["summaries_rejected"] == 0
-    v0 = target_text(mub_lines(DOC), GOLD, prof.train.rationale_items)  # SFT v0's completion (every line shown)
+    # SFT v0's completion (every line shown): the stored labels (keys sorted) in the schema's order, gender first
+    v0 = target_text(mub_lines(DOC), GOLD, prof.train.rationale_items)
     assert out["stage1"]["completion"][0] == v0
     assert "pet: Cat Litter [2025]" in v0 and NOTE not in v0  # the disputed tag's rationale stands in its evidence
     assert out["stage2"]["completion"][0] == v0.replace("pet: Cat Litter [2025]", NOTE)

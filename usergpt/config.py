@@ -224,6 +224,9 @@ class TrainConfig:
     max_prompt_tokens: int = 384      # prompt budget; the finest-grain MUB lines are dropped first to fit
     list_tag_values: bool = False     # the prompt lists every tag's values (pretrained LLMs need them; tiny ones not)
     rationale_items: int = 6          # evidence items cited in the rule-generated <think> rationale
+    # the order in which SFT targets (rationale, answer) name the tags: schema (tag_schema.yaml's, gender first) or
+    # stored (as the label JSON is stored: keys sorted, so gender comes sixth)
+    answer_order: Literal["schema", "stored"] = "schema"
     pretrain_steps: int = 10          # Stage 0 optimizer steps on packed MUB text (0 skips it, as does model_path)
     pretrain_seq_len: int = 512       # Stage 0 packed sequence length
     pretrain_lr: float = 1e-3         # Stage 0 peak learning rate

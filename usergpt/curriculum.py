@@ -24,7 +24,7 @@ from .metrics import (Extractor, LexiconExtractor, RuleJudge, correctness, extra
                              tag_scores)
 from .model import LoraSettings, build_prompt, load_model, load_tokenizer, make_backend, mub_lines
 from .teachers import load_teachers
-from .train import PeakMeter, rationale, train_run
+from .train import PeakMeter, answer_order, rationale, target_ids, train_run
 
 # %% auto #0
 __all__ = ['SCOPE', 'ROWS', 'PAIRS', 'answer_spans', 'tags_target', 'tokenize_masked', 'surface', 'stated', 'persona_summary',
@@ -114,7 +114,7 @@ def stage_rows(pool: pd.DataFrame, questions: pd.DataFrame, tokenizer, schema: T
         for k, v in example.items(): rows[stage][k].append(v)
     rejected = 0
     for user, text, labels in tqdm(list(zip(pool.user_id, pool.mub_text, pool.labels)), desc="curriculum data"):
-        q, labels = by_user[user], json.loads(labels)
+        q, labels = by_user[user], answer_order(json.loads(labels), target_ids(t, schema))  # SFT v0's order
         prompt, info = build_prompt("tags", text, tokenizer, schema, t.max_prompt_tokens, t.list_tag_values)
         lines = [mub_lines(text)[i] for i in info["kept"]]
         one = q[q.kept & (q.stage == 1)].tag.tolist()

@@ -34,8 +34,9 @@ from .semantize import entity_category, parse_mub
 # %% auto #0
 __all__ = ['TRAIN_SCOPE', 'distribution_rationale', 'rationale', 'target_text', 'sft_dataset', 'pretrain_dataset',
            'measure_peak_gflops', 'PeakMeter', 'train_flops_per_token', 'mfu_flags', 'run_key', 'wandb_report_to',
-           'right_padded', 'first_label', 'train_run', 'held_out_curve', 'label_sets', 'whole_tokens', 'corpus_targets',
-           'build_backbone', 'truncation_record', 'sft_plan', 'train_stage', 'load_train', 'train_cli']
+           'right_padded', 'first_label', 'train_run', 'held_out_curve', 'answer_order', 'target_ids', 'label_sets',
+           'whole_tokens', 'corpus_targets', 'build_backbone', 'truncation_record', 'sft_plan', 'train_stage',
+           'load_train', 'train_cli']
 
 # %% ../nbs/08_train.ipynb #61b42415
 def _newest_support(parsed: list, tag: str, value: str) -> str | None:
@@ -346,9 +347,20 @@ def held_out_curve(prompts: list[str], golds: list[dict], tokenizer, every: int,
     return HeldOut()
 
 # %% ../nbs/08_train.ipynb #e50987dc
-def label_sets(users: pd.DataFrame) -> dict[str, list[dict]]:
-    "Each label source's labels for `users`: legacy pseudo-labels and gold."
-    return {"legacy": [json.loads(x) for x in users.labels], "gold": [json.loads(x) for x in users.gold]}
+def answer_order(labels: dict, ids: list[str] | None = None) -> dict:
+    "`labels` in the order of `ids` (tags outside `ids` after them, as given), or as given without `ids`."
+    if ids is None: return dict(labels)
+    return {**{t: labels[t] for t in ids if t in labels}, **{t: v for t, v in labels.items() if t not in ids}}
+
+def target_ids(cfg: TrainConfig, schema: TagSchema) -> list[str] | None:
+    """The tag order SFT targets name the tags in (`answer_order`'s `ids`): the schema's, or None (as the label JSON is
+    stored) under `answer_order = stored`."""
+    return schema.ids if cfg.answer_order == "schema" else None
+
+def label_sets(users: pd.DataFrame, ids: list[str] | None = None) -> dict[str, list[dict]]:
+    "Each label source's labels for `users`: legacy pseudo-labels and gold, in the order of `ids` (`answer_order`)."
+    return {"legacy": [answer_order(json.loads(x), ids) for x in users.labels],
+            "gold": [answer_order(json.loads(x), ids) for x in users.gold]}
 
 def whole_tokens(texts: list[str]) -> list[str]:
     """What the tokenizer keeps whole: the MUB's header fields, the place marker ` @ `, and the knowledge base's
@@ -360,7 +372,7 @@ def whole_tokens(texts: list[str]) -> list[str]:
 def corpus_targets(cfg: TrainConfig, users: pd.DataFrame) -> tuple[list[str], list[str]]:
     "The tokenizer's corpus: the first `tokenizer_users` training users' MUBs, and their targets per label source."
     corpus = users.iloc[:cfg.tokenizer_users]
-    labels = label_sets(corpus)
+    labels = label_sets(corpus, target_ids(cfg, load_knowledge_base().schema))
     return list(corpus.mub_text), [target_text(mub_lines(t), labels[s][i], cfg.rationale_items)
                                    for s in cfg.label_sources for i, t in enumerate(corpus.mub_text)]
 
@@ -418,7 +430,7 @@ def _sft_runs(prof, users: pd.DataFrame, heldout: pd.DataFrame, tokenizer, start
     build = lambda texts, budget: [build_prompt("tags", t, tokenizer, schema, budget, cfg.list_tag_values)
                                    for t in texts]
     prompts, held, truncation = {}, {}, {}  # per prompt budget, shared by the runs
-    labels, runs = label_sets(users), {}
+    labels, runs = label_sets(users, target_ids(cfg, schema)), {}
     for run, src, after, steps, coarse in sft_plan(cfg.label_sources, cfg.sft_steps, cfg.chain_steps,
                                                    cfg.coarse_steps):
         budget = cfg.coarse_prompt_tokens if coarse else cfg.max_prompt_tokens
