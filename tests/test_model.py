@@ -34,3 +34,29 @@ def test_vllm_backend_same_interface_and_seed(tmp_path):
     a = vl.generate([prompt, prompt], n=4, temperature=0.7, top_p=0.9, max_new_tokens=8, seed=3)
     assert ([len(x) for x in a] == [4, 4]
             and vl.generate([prompt, prompt], n=4, temperature=0.7, top_p=0.9, max_new_tokens=8, seed=3) == a)
+
+
+def test_constrained_answers_are_the_schemas(tmp_path):
+    "An untrained model's noise, decoded within the schema from a prompt that opens the answer: every sample parses."
+    from usergpt.metrics import parse_output
+    path, prompt = _tiny(tmp_path)
+    schema = load_knowledge_base().schema
+    hf = make_backend("hf", path, batch_size=2)
+    opened = prompt + "<think>x</think><answer>"
+    free = hf.generate([opened], n=4, max_new_tokens=80, seed=1)[0]
+    held = hf.generate([opened, prompt], n=4, max_new_tokens=400, seed=1, schema=schema)
+    assert not any(parse_output("<answer>" + t, schema).ok for t in free)  # noise, unconstrained
+    for text in held[0]:
+        p = parse_output("<answer>" + text, schema)
+        assert p.ok and not p.problems and "</answer>" in text, text  # after it the noise goes on: no constraint
+    # a prompt that does not open the answer samples as it would unconstrained, as long as no answer is written
+    plain = hf.generate([prompt, prompt], n=4, max_new_tokens=12, seed=1)
+    assert not any("<answer>" in t for ts in plain for t in ts)
+    assert hf.generate([prompt, prompt], n=4, max_new_tokens=12, seed=1, schema=schema) == plain
+
+
+def test_constrained_needs_the_hf_backend():
+    from usergpt.config import EvaluateConfig, FieldError
+    assert EvaluateConfig(constrained=True).constrained
+    with pytest.raises(FieldError, match="constrained"):
+        EvaluateConfig(backend="vllm", constrained=True)

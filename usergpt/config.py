@@ -287,12 +287,16 @@ class EvaluateConfig:
     batch_users: int = 20             # users per generation batch (each expands to `samples` sequences)
     users: int = 0                    # users per bench split the models answer: a nested stratified subset (0 = all)
     include_untrained: bool = True    # also score the backbone before training (row `untrained`)
+    constrained: bool = False         # decode each tags answer within the tag schema (its keys, each once, and values):
+                                      # slips of the sampled JSON are ruled out (hf backend only)
 
     def __post_init__(self):
         check_types(self)
         at_least(self, 1, "samples", "max_new_tokens", "batch_users")
         at_least(self, 0, "temperature", "users")
         if not 0 < self.top_p <= 1: raise FieldError("top_p", f"must be in (0, 1], got {self.top_p!r}")
+        if self.constrained and self.backend != "hf":
+            raise FieldError("constrained", f"needs backend = hf (the {self.backend} backend has no schema constraint)")
 
 # %% ../nbs/00_config.ipynb #7ea1c0d2
 @dataclass

@@ -20,7 +20,7 @@ from .knowledge import TagSchema
 __all__ = ['SPECIAL_TOKENS', 'CHAT_TEMPLATE', 'SIDECAR', 'ROLE', 'mub_vocabulary', 'train_tokenizer', 'load_tokenizer',
            'ModelConfig', 'build_tiny_qwen', 'save_model', 'LoraSettings', 'count_parameters', 'load_model',
            'task_text', 'mub_lines', 'drop_order', 'build_prompt', 'GenerationBackend', 'HFBackend', 'VLLMBackend',
-           'make_backend']
+           'make_backend', 'AnswerGrammar', 'TokenMasks', 'schema_constraint']
 
 # %% ../nbs/07_model.ipynb #5c704874
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>", "<answer>", "</answer>"]
@@ -204,7 +204,7 @@ def build_prompt(task: str, mub_text: str, tokenizer, schema: TagSchema, max_pro
 class GenerationBackend(Protocol):
     "Samples `n` completions per prompt."
     def generate(self, prompts: list[str], n: int, temperature: float, top_p: float, max_new_tokens: int,
-                 seed: int) -> list[list[str]]: ...
+                 seed: int, schema: TagSchema | None = None) -> list[list[str]]: ...
 
 class HFBackend:
     """transformers `generate`, batched (left padding, KV cache), CPU or GPU. With n > 1 samples each prompt is
@@ -212,6 +212,7 @@ class HFBackend:
     def __init__(self, model, tokenizer, batch_size: int = 8):
         self.model, self.tokenizer, self.batch_size = model.eval(), tokenizer, batch_size
         self.new_tokens = 0  # sampled tokens so far (for throughput figures)
+        self._masks: dict = {}  # schema -> its TokenMasks (the constrained answers' per-state masks)
 
     def _sample(self, enc, n: int, **kw):
         "Sample n continuations per row of `enc`, prefilling each prompt once and copying its KV cache n times."
@@ -232,9 +233,13 @@ class HFBackend:
 
     @torch.no_grad()
     def generate(self, prompts: list[str], n: int = 1, temperature: float = 0.7, top_p: float = 0.9,
-                 max_new_tokens: int = 256, seed: int = 0, shared_prefill: bool = True) -> list[list[str]]:
+                 max_new_tokens: int = 256, seed: int = 0, shared_prefill: bool = True,
+                 schema: TagSchema | None = None) -> list[list[str]]:
+        "`schema`: each tags answer is decoded within it (`AnswerGrammar`); None: unconstrained."
         out: list[list[str]] = []
         device = next(self.model.parameters()).device
+        if schema is not None and schema not in self._masks:
+            self._masks[schema] = TokenMasks(AnswerGrammar(schema), self.tokenizer, device)
         for b in range(0, len(prompts), self.batch_size):
             batch = prompts[b:b + self.batch_size]
             enc = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
@@ -244,6 +249,7 @@ class HFBackend:
             kw = dict(do_sample=sample, temperature=temperature if sample else None, top_p=top_p if sample else None,
                       top_k=None,
                       max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id, use_cache=True)
+            if schema is not None: kw["logits_processor"] = [schema_constraint(self._masks[schema])]  # one per call
             ids = (self._sample(enc, per, **kw) if shared_prefill
                    else self.model.generate(**enc, num_return_sequences=per, **kw))
             new = ids[:, enc["input_ids"].shape[1]:]
@@ -263,7 +269,8 @@ class VLLMBackend:
         self.llm = LLM(model=str(model_path), trust_remote_code=False, **engine_args)
 
     def generate(self, prompts: list[str], n: int = 1, temperature: float = 0.7, top_p: float = 0.9,
-                 max_new_tokens: int = 256, seed: int = 0) -> list[list[str]]:
+                 max_new_tokens: int = 256, seed: int = 0, schema: TagSchema | None = None) -> list[list[str]]:
+        if schema is not None: raise ValueError("constrained answers (evaluate.constrained) need the hf backend")
         from vllm import SamplingParams
         params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed)
         return [[c.text for c in r.outputs] for r in self.llm.generate(prompts, params)]
@@ -277,3 +284,132 @@ def make_backend(name: str, model_path: str | Path, batch_size: int = 8,
         return HFBackend(model, tok, batch_size)
     if name == "vllm": return VLLMBackend(model_path, **({"max_model_len": max_model_len} if max_model_len else {}))
     raise ValueError(f"unknown backend {name!r}: hf or vllm")
+
+# %% ../nbs/07_model.ipynb #84c6c160
+class AnswerGrammar:
+    """The tags answer a schema allows after `<answer>`: a JSON object without spaces whose keys are the schema's tags,
+    each at most once and in any order, each with one of its tag's values or the NA value (an open tag: a list of at
+    most `max_items` strings, or NA), then `</answer>`. A character-level matcher: `feed(state, text)` is the state
+    after `text`, or None where the schema rules `text` out."""
+    start = ("open",)
+    done = ("done",)
+
+    def __init__(self, schema: TagSchema):
+        self.schema, self.specs, self._memo = schema, {s.id: s for s in schema.tags}, {}
+        na = f'"{schema.na_value}"'
+        self.values = {s.id: [f'"{v}"' for v in s.values] + [na] if s.kind == "categorical" else [na]
+                       for s in schema.tags}
+
+    def _literal(self, buf: str, c: str, options: list[str]):
+        "buf + c if it starts one of `options`; whether it completes one."
+        nb = buf + c
+        if not any(o.startswith(nb) for o in options): return None, False
+        return nb, nb in options
+
+    def step(self, state: tuple, c: str) -> tuple | None:
+        "The state after one character (None: ruled out)."
+        key = (state, c)
+        if key not in self._memo: self._memo[key] = self._step(state, c)
+        return self._memo[key]
+
+    def _step(self, state: tuple, c: str) -> tuple | None:
+        kind = state[0]
+        if kind == "done": return state
+        if kind == "open": return ("key", frozenset(), "") if c == "{" else None
+        if kind == "key":  # "tag": for a tag not answered yet
+            _, said, buf = state
+            nb, full = self._literal(buf, c, [f'"{t}":' for t in self.specs if t not in said])
+            if nb is None: return None
+            return ("value", said | {nb[1:-2]}, nb[1:-2], "") if full else ("key", said, nb)
+        if kind == "value":
+            _, said, tag, buf = state
+            if not buf and c == "[" and self.specs[tag].kind == "open": return ("list", said, tag, 0, "start")
+            nb, full = self._literal(buf, c, self.values[tag])
+            if nb is None: return None
+            return ("after", said) if full else ("value", said, tag, nb)
+        if kind == "list":  # an open tag's strings
+            _, said, tag, n, at = state
+            room = self.specs[tag].max_items in (0, None) or n < self.specs[tag].max_items
+            if at == "str":
+                if c == '"': return ("list", said, tag, n + 1, "after")
+                return None if c == "\\" or ord(c) < 32 else state
+            if at in ("start", "next") and c == '"' and room: return ("list", said, tag, n, "str")
+            if at in ("start", "after") and c == "]": return ("after", said)
+            if at == "after" and c == "," and room: return ("list", said, tag, n, "next")
+            return None
+        if kind == "after":
+            _, said = state
+            if c == "," and len(said) < len(self.specs): return ("key", said, "")
+            return ("close", "") if c == "}" else None
+        if kind == "close":
+            nb, full = self._literal(state[1], c, ["</answer>"])
+            return None if nb is None else (self.done if full else ("close", nb))
+        raise ValueError(f"unknown grammar state {state!r}")
+
+    def feed(self, state: tuple | None, text: str) -> tuple | None:
+        "The state after `text` (None: ruled out)."
+        for c in text:
+            if state is None: return None
+            state = self.step(state, c)
+        return state
+
+
+# %% ../nbs/07_model.ipynb #c80f2e3b
+class TokenMasks:
+    """Per grammar state, the tokens whose text the grammar allows next (a bool mask over the vocabulary, computed once
+    per state). Special tokens are atomic: allowed only where their whole text is (`</answer>`), or once the answer is
+    done; `device`: where the masks are kept (the logits')."""
+    def __init__(self, grammar: AnswerGrammar, tokenizer, device: str | torch.device = "cpu"):
+        self.grammar, self.device, self._memo = grammar, device, {}
+        special = set(tokenizer.all_special_ids)  # added tokens that are text (entity names) are matched as text
+        self.texts = [tokenizer.decode([i], skip_special_tokens=False) for i in range(len(tokenizer))]
+        self.special = torch.zeros(len(self.texts), dtype=torch.bool)
+        self.special[sorted(special)] = True
+        self.by_first: dict[str, list[int]] = {}
+        for i, t in enumerate(self.texts):
+            if t and i not in special: self.by_first.setdefault(t[0], []).append(i)
+
+    def __call__(self, state: tuple) -> torch.Tensor | None:
+        "The allowed tokens in `state` (None: no constraint)."
+        if state == self.grammar.done: return None
+        if state not in self._memo:
+            g, mask = self.grammar, torch.zeros(len(self.texts), dtype=torch.bool)
+            for first, ids in self.by_first.items():  # a token whose first character is ruled out is too
+                if g.step(state, first) is not None:
+                    mask[[i for i in ids if g.feed(state, self.texts[i]) is not None]] = True
+            for i in self.special.nonzero().flatten().tolist():
+                mask[i] = bool(self.texts[i]) and g.feed(state, self.texts[i]) == g.done
+            self._memo[state] = mask.to(self.device) if mask.any() else None  # nothing it can write: unconstrained
+        return self._memo[state]
+
+def schema_constraint(masks: TokenMasks, answer_tag: str = "<answer>"):
+    """A transformers `LogitsProcessor` for one `generate` call: each sequence is free until it writes `answer_tag` (or
+    from the start, where its prompt ends with it), then every token must keep its answer within `masks.grammar` (the
+    others get −inf before temperature and top-p)."""
+    from transformers import LogitsProcessor
+    g = masks.grammar
+    class SchemaConstraint(LogitsProcessor):
+        def __init__(self):
+            self.states, self.tails = None, None
+        def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+            if self.states is None:  # the first step: the prompts alone
+                self.tails = ["".join(masks.texts[t] for t in row[-8:] if t < len(masks.texts))[-2 * len(answer_tag):]
+                              for row in input_ids.tolist()]
+                self.states = [g.start if t.endswith(answer_tag) else None for t in self.tails]
+            else:
+                for r, t in enumerate(input_ids[:, -1].tolist()):
+                    text = masks.texts[t] if t < len(masks.texts) else ""
+                    if self.states[r] is None:  # before the answer: look for its tag
+                        self.tails[r] = (self.tails[r] + text)[-2 * len(answer_tag):]
+                        if self.tails[r].endswith(answer_tag): self.states[r] = g.start
+                    elif self.states[r] != g.done:
+                        self.states[r] = g.feed(self.states[r], text) or g.done  # ruled out (unconstrained): free
+            for r, state in enumerate(self.states):
+                allowed = masks(state) if state is not None else None
+                if allowed is not None:
+                    n = min(len(allowed), scores.shape[-1])
+                    scores[r, :n] = scores[r, :n].masked_fill(~allowed[:n], float("-inf"))
+                    scores[r, n:] = float("-inf")
+            return scores
+    return SchemaConstraint()
+

@@ -124,7 +124,8 @@ def profile_users(mub: pd.DataFrame,  # user_id, mub_text (a complete semantize 
         built = [build_prompt("tags", t, tok, schema, max_prompt, list_values) for t in users.mub_text]
         prompts = [p for p, _ in built]
         outs = gen.generate(prompts, n=cfg.samples, temperature=cfg.temperature if cfg.samples > 1 else 0.0,
-                            top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=seed + b)
+                            top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=seed + b,
+                            **({"schema": schema} if cfg.constrained else {}))
         sums = None
         if summary:
             sp = [build_prompt("summary", t, tok, schema, max_prompt, list_values)[0] for t in users.mub_text]
@@ -215,6 +216,9 @@ def profile_cli(events: str = None,  # your logs: a JSONL or Parquet file, or a 
                 # token budget of the MUB (reference tokens; default: as the model was trained). An update's few
                 # weeks need less than a whole history: a smaller budget is what makes it cheap
                 max_tokens: int = None,
+                # let the tags answers leave the tag schema (by default each is decoded within it on the hf backend:
+                # its keys, each once, and its values; `evaluate.constrained`)
+                unconstrained: bool = False,
                 ):
     "Profile every user in your logs with a trained model: semantize → prompt → generate → parse."
     if not events or not model or not out: raise ConfigError("--events PATH, --model DIR and --out DIR are required")
@@ -236,8 +240,8 @@ def profile_cli(events: str = None,  # your logs: a JSONL or Parquet file, or a 
     mub, mub_hash = semantized(events, out / "semantize", scfg)
     where = out / "new_events" if prev_path else out
     where.mkdir(exist_ok=True)
-    res = profile_users(mub, model_dir, where, tags, replace(prof.evaluate, samples=samples), summary and not prev_path,
-                        mub_hash)
+    gen = replace(prof.evaluate, samples=samples, constrained=not unconstrained and prof.evaluate.backend == "hf")
+    res = profile_users(mub, model_dir, where, tags, gen, summary and not prev_path, mub_hash)
     if prev_path:
         merged = merge_profiles(pd.read_parquet(prev_path), pd.read_parquet(where / "profiles.parquet"), tags,
                                 min_confidence)
