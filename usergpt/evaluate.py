@@ -43,7 +43,7 @@ def sample_model(model_dir: str | Path, mub_texts: list[str], schema: TagSchema,
         outputs += gen.generate(prompts[b:b + cfg.batch_users], n=cfg.samples, temperature=cfg.temperature,
                                 top_p=cfg.top_p,
                                 max_new_tokens=cfg.max_new_tokens, seed=seed + b,
-                                **({"schema": schema} if cfg.constrained else {}))
+                                schema=schema if cfg.constrained else None)
     seconds = time.perf_counter() - t0
     new_tokens = getattr(gen, "new_tokens", None)
     if new_tokens is None:

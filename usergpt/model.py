@@ -361,13 +361,11 @@ class TokenMasks:
     done; `device`: where the masks are kept (the logits')."""
     def __init__(self, grammar: AnswerGrammar, tokenizer, device: str | torch.device = "cpu"):
         self.grammar, self.device, self._memo = grammar, device, {}
-        special = set(tokenizer.all_special_ids)  # added tokens that are text (entity names) are matched as text
+        self.special = sorted(set(tokenizer.all_special_ids))  # added tokens that are text (entity names) are text
         self.texts = [tokenizer.decode([i], skip_special_tokens=False) for i in range(len(tokenizer))]
-        self.special = torch.zeros(len(self.texts), dtype=torch.bool)
-        self.special[sorted(special)] = True
         self.by_first: dict[str, list[int]] = {}
         for i, t in enumerate(self.texts):
-            if t and i not in special: self.by_first.setdefault(t[0], []).append(i)
+            if t and i not in self.special: self.by_first.setdefault(t[0], []).append(i)
 
     def __call__(self, state: tuple) -> torch.Tensor | None:
         "The allowed tokens in `state` (None: no constraint)."
@@ -377,7 +375,7 @@ class TokenMasks:
             for first, ids in self.by_first.items():  # a token whose first character is ruled out is too
                 if g.step(state, first) is not None:
                     mask[[i for i in ids if g.feed(state, self.texts[i]) is not None]] = True
-            for i in self.special.nonzero().flatten().tolist():
+            for i in self.special:
                 mask[i] = bool(self.texts[i]) and g.feed(state, self.texts[i]) == g.done
             self._memo[state] = mask.to(self.device) if mask.any() else None  # nothing it can write: unconstrained
         return self._memo[state]

@@ -125,7 +125,7 @@ def profile_users(mub: pd.DataFrame,  # user_id, mub_text (a complete semantize 
         prompts = [p for p, _ in built]
         outs = gen.generate(prompts, n=cfg.samples, temperature=cfg.temperature if cfg.samples > 1 else 0.0,
                             top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=seed + b,
-                            **({"schema": schema} if cfg.constrained else {}))
+                            schema=schema if cfg.constrained else None)
         sums = None
         if summary:
             sp = [build_prompt("summary", t, tok, schema, max_prompt, list_values)[0] for t in users.mub_text]
